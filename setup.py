@@ -1,0 +1,78 @@
+"""keras-runet: RU-Net (Refining U-Net) for robust 2D echocardiography segmentation.
+
+One distribution installs two packages: ``keras_runet`` (models, training, evaluation,
+tuning, export, the ``runet`` command) and ``tfds_camus`` (the CAMUS TFDS builder and a
+synthetic CAMUS generator). See DESIGN.md in the project's shared docs for the contracts.
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+version = {}
+exec((HERE / "keras_runet" / "version.py").read_text(), version)
+
+# The stack is pinned to the minor versions this project is built and tested on: the
+# traps listed in DESIGN.md (KerasTuner importing tensorboard, TFDS importing
+# importlib_resources, Keras reloading an unregistered "dice") were each reproduced on
+# exactly these versions.
+install_requires = [
+    "tensorflow>=2.21,<2.22",
+    "keras>=3.15,<3.16",
+    "tensorflow-datasets==4.9.10",
+    "keras-tuner==1.4.8",
+    # Not declared by the packages that import them (see DESIGN.md, "known traps").
+    "tensorboard>=2.20",
+    "importlib_resources>=6",
+    "SimpleITK>=2.5,<2.6",
+    "scikit-image>=0.26,<0.27",
+    "scipy>=1.13",
+    "numpy>=1.26",
+    "matplotlib>=3.8",
+    "pillow>=10",
+]
+
+extras_require = {
+    "test": [
+        "pytest>=8",
+        "dill",  # tfds.testing needs it and TFDS does not declare it
+        "medpy>=0.5",  # independent reference for the contour distances
+        "nbclient>=0.10",
+        "nbformat>=5.10",
+        "ipykernel>=6",
+        "ruff>=0.6",
+    ],
+    "jax": ["jax>=0.4.30"],
+}
+extras_require["all"] = sorted({d for deps in extras_require.values() for d in deps})
+
+setup(
+    name="keras-runet",
+    version=version["__version__"],
+    description="RU-Net (Refining U-Net) for robust segmentation of the heart in 2D "
+    "echocardiography, with a CAMUS TFDS builder, in Keras 3",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["keras_runet", "keras_runet.*", "tfds_camus", "tfds_camus.*"]),
+    package_data={
+        "tfds_camus": ["folds/*.txt", "folds/README.md", "folds/LICENSE*", "camus/*.md",
+                       "camus/*.txt", "camus/dummy_data/**/*"],
+    },
+    include_package_data=True,
+    install_requires=install_requires,
+    extras_require=extras_require,
+    entry_points={
+        "console_scripts": [
+            "runet=keras_runet.cli:main",
+            "camus-synth=tfds_camus.phantom:main",
+        ]
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
