@@ -1,0 +1,316 @@
+"""Per-image evaluation of predicted label maps against reference label maps.
+
+:func:`evaluate_pair` turns one (prediction, reference) pair of CAMUS label maps on the
+native grid into a flat row (a dict); :func:`evaluate_label_maps` does it for many pairs,
+in parallel worker processes. The rows feed :mod:`keras_runet.evaluation.reports`.
+
+Item (input of :func:`evaluate_label_maps`): a mapping with
+
+- ``pred``, ``ref``: 2D integer label maps (0 background, 1 LV, 2 myocardium, 3 LA), same
+  shape, on the native grid (see :func:`to_native_grid` to bring a prediction back);
+- ``spacing``: ``(row_mm, col_mm)``;
+- ``instant``: "ED" or "ES" (required: the geometric thresholds depend on it);
+- optional metadata, copied into the row: ``model`` (default ""), ``output``
+  (default "segmentation"), ``patient_id``, ``view`` ("2CH"/"4CH"), ``image_quality``
+  ("Good"/"Medium"/"Poor"), ``fold``. Other keys (e.g. ``image``) are ignored.
+
+Row (output), in this order:
+
+- metadata: ``model, output, patient_id, view, instant, image_quality, fold, height,
+  width, spacing_row_mm, spacing_col_mm, postprocessed``;
+- for each structure ``S`` in ``LVendo`` ({1}), ``LVepi`` ({1, 2}), ``LA`` ({3}):
+  ``S_dice, S_mad_mm, S_hd_mm, S_mad_pooled_mm`` (prediction vs reference),
+  ``S_convexity, S_simplicity`` (prediction), ``S_ref_convexity, S_ref_simplicity``
+  (reference), ``S_pred_area_mm2, S_ref_area_mm2``;
+- ``geometric_outlier, geometric_reasons, anatomical_outlier, anatomical_reasons,
+  ref_anatomical_outlier`` (reasons: ";"-joined metric names, "" if none);
+- ``lv_length_mm, lv_diameters_mm, ref_lv_length_mm, ref_lv_diameters_mm``: the long
+  axis and the 20 disk diameters of the LV (prediction, reference) for Simpson's biplane
+  volumes (:func:`keras_runet.evaluation.reports.patient_volumes` pairs the 2CH and 4CH
+  rows of a patient).
+
+Missing metrics are NaN (an empty structure), never an exception.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from keras_runet.evaluation._validation import (
+    STRUCTURES,
+    as_label_map,
+    as_spacing,
+    bbox,
+    check_instant,
+    crop_padded,
+)
+from keras_runet.evaluation.distances import _contour_padded, _directed, _summarise
+from keras_runet.evaluation.outliers import (
+    OutlierThresholds,
+    anatomical_outlier,
+    geometric_outlier,
+)
+from keras_runet.evaluation.postprocess import postprocess_label_map
+from keras_runet.evaluation.shapes import (
+    _convexity_cropped,
+    _simplicity_cropped,
+    resample_isotropic,
+)
+from keras_runet.evaluation.volumes import N_DISKS, _lv_disks_box
+
+__all__ = ["META_KEYS", "evaluate_label_maps", "evaluate_pair", "to_native_grid"]
+
+META_KEYS = ("model", "output", "patient_id", "view", "instant", "image_quality", "fold")
+_META_DEFAULTS = {"model": "", "output": "segmentation"}
+
+
+def to_native_grid(probabilities, native_shape) -> np.ndarray:
+    """Bring a prediction back to the native grid: resize the probabilities, then argmax.
+
+    Args:
+        probabilities: (H, W, C) class probabilities (or scores) of one image.
+        native_shape: ``(rows, cols)`` of the native image.
+
+    Returns:
+        A uint8 label map of shape ``native_shape``.
+    """
+    from skimage.transform import resize
+
+    p = np.asarray(probabilities)
+    if p.ndim != 3 or p.shape[-1] < 2:
+        raise ValueError(f"probabilities must have shape (H, W, C) with C >= 2, got {p.shape}")
+    if not np.issubdtype(p.dtype, np.floating):
+        raise ValueError(f"probabilities must be floating point, got dtype {p.dtype}")
+    try:
+        rows, cols = (int(n) for n in native_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"native_shape must be (rows, cols), got {native_shape!r}") from None
+    if rows < 1 or cols < 1:
+        raise ValueError(f"native_shape must be positive, got {native_shape!r}")
+    if (rows, cols) != p.shape[:2]:
+        p = resize(
+            p.astype(np.float32, copy=False),
+            (rows, cols, p.shape[-1]),
+            order=1,
+            mode="edge",
+            anti_aliasing=False,
+            preserve_range=True,
+        )
+    return np.argmax(p, axis=-1).astype(np.uint8)
+
+
+def _structure_mask(lm: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
+    if len(labels) == 1:
+        return lm == labels[0]
+    return np.isin(lm, labels)
+
+
+def _shape_metrics(mask_box, contour_box, pts, spacing):
+    cx = _convexity_cropped(mask_box, contour_box, pts)
+    if math.isclose(spacing[0], spacing[1], rel_tol=1e-6):
+        sp = _simplicity_cropped(mask_box, contour_box, pts)
+    else:
+        iso = np.pad(resample_isotropic(mask_box[1:-1, 1:-1], spacing), 1)
+        sp = _simplicity_cropped(iso, _contour_padded(iso))
+    return cx, sp
+
+
+def evaluate_pair(
+    pred,
+    ref,
+    spacing,
+    *,
+    instant: str,
+    thresholds: OutlierThresholds | None = None,
+    postprocess: bool = False,
+    reference_shapes: bool = True,
+    volumes: bool = True,
+    meta: Mapping | None = None,
+) -> dict:
+    """Evaluate one predicted label map against its reference (one row).
+
+    Args:
+        pred: 2D integer label map (0..3), the prediction on the native grid.
+        ref: 2D integer label map (0..3), the reference, same shape.
+        spacing: ``(row_mm, col_mm)``.
+        instant: "ED" or "ES".
+        thresholds: :class:`OutlierThresholds` (default: Table I).
+        postprocess: apply the CAMUS post-processing to ``pred`` first.
+        reference_shapes: also measure the reference's convexity and simplicity (NaN if
+            False).
+        volumes: also measure the LV long axis and disk diameters (NaN if False).
+        meta: metadata copied at the front of the row (see the module docstring).
+
+    Returns:
+        The row, a flat dict (see the module docstring for its keys).
+    """
+    p = as_label_map(pred, "pred")
+    g = as_label_map(ref, "ref")
+    if p.shape != g.shape:
+        raise ValueError(f"pred and ref must have the same shape, got {p.shape} and {g.shape}")
+    spacing = as_spacing(spacing)
+    check_instant(instant)
+    thresholds = thresholds or OutlierThresholds()
+    if postprocess:
+        p = postprocess_label_map(p)
+
+    row: dict = {k: None for k in META_KEYS}
+    row.update(_META_DEFAULTS)
+    if meta:
+        row.update({k: meta[k] for k in META_KEYS if k in meta and meta[k] is not None})
+    row["instant"] = instant
+    row.update(
+        height=int(p.shape[0]),
+        width=int(p.shape[1]),
+        spacing_row_mm=spacing[0],
+        spacing_col_mm=spacing[1],
+        postprocessed=bool(postprocess),
+    )
+
+    # Work on the bounding box of everything labelled, padded by one zero pixel.
+    box = bbox((p > 0) | (g > 0))
+    if box is not None:
+        p, g = crop_padded((p, g), box)
+    pixel_mm2 = spacing[0] * spacing[1]
+    nan = float("nan")
+    lv = {}
+    for name, labels in STRUCTURES.items():
+        pm = _structure_mask(p, labels)
+        gm = _structure_mask(g, labels)
+        n_p, n_g = int(np.count_nonzero(pm)), int(np.count_nonzero(gm))
+        cp = _contour_padded(pm) if n_p else None
+        cg = _contour_padded(gm) if n_g else None
+        p_pts = np.nonzero(cp) if n_p else None
+        g_pts = np.nonzero(cg) if n_g else None
+        if name == "LVendo":
+            lv = {"pred": (n_p, pm, cp, p_pts), "ref": (n_g, gm, cg, g_pts)}
+        dice = 2.0 * np.count_nonzero(pm & gm) / (n_p + n_g) if n_p + n_g else nan
+        dists = _directed(pm, gm, spacing, cp, cg, p_pts, g_pts) if n_p and n_g else None
+        d = _summarise(dists)
+        cx, sp = _shape_metrics(pm, cp, p_pts, spacing) if n_p else (nan, nan)
+        if reference_shapes and n_g:
+            rcx, rsp = _shape_metrics(gm, cg, g_pts, spacing)
+        else:
+            rcx, rsp = nan, nan
+        row.update(
+            {
+                f"{name}_dice": float(dice),
+                f"{name}_mad_mm": d["mad_mm"],
+                f"{name}_hd_mm": d["hd_mm"],
+                f"{name}_mad_pooled_mm": d["mad_pooled_mm"],
+                f"{name}_convexity": float(cx),
+                f"{name}_simplicity": float(sp),
+                f"{name}_ref_convexity": float(rcx),
+                f"{name}_ref_simplicity": float(rsp),
+                f"{name}_pred_area_mm2": n_p * pixel_mm2,
+                f"{name}_ref_area_mm2": n_g * pixel_mm2,
+            }
+        )
+
+    geo, geo_why = geometric_outlier(row, instant, thresholds)
+    ana, ana_why = anatomical_outlier(row, thresholds)
+    row.update(
+        geometric_outlier=geo,
+        geometric_reasons=";".join(geo_why),
+        anatomical_outlier=ana,
+        anatomical_reasons=";".join(ana_why),
+        ref_anatomical_outlier=(
+            anatomical_outlier(row, thresholds, prefix="ref_")[0] if reference_shapes else None
+        ),
+    )
+    disks = {}
+    for which in ("pred", "ref"):
+        n, mask, cont, pts = lv[which]
+        if volumes and n:
+            disks[which] = _lv_disks_box(mask, cont, spacing, N_DISKS, pts=pts)
+        else:
+            disks[which] = (nan, [nan] * N_DISKS)
+    (lp, dp), (lr, dr) = disks["pred"], disks["ref"]
+    row.update(
+        lv_length_mm=float(lp),
+        lv_diameters_mm=tuple(float(x) for x in dp),
+        ref_lv_length_mm=float(lr),
+        ref_lv_diameters_mm=tuple(float(x) for x in dr),
+    )
+    return row
+
+
+def _payload(item) -> tuple:
+    if not isinstance(item, Mapping):
+        raise ValueError(
+            f"each item must be a mapping with pred, ref, spacing, instant; got {type(item).__name__}"
+        )
+    missing = [k for k in ("pred", "ref", "spacing", "instant") if k not in item]
+    if missing:
+        raise ValueError(f"item is missing {missing} (keys present: {sorted(item)})")
+    meta = {k: item[k] for k in META_KEYS if k in item}
+    return item["pred"], item["ref"], item["spacing"], item["instant"], meta
+
+
+def _evaluate_chunk(payloads, options):
+    return [
+        evaluate_pair(pred, ref, spacing, instant=instant, meta=meta, **options)
+        for pred, ref, spacing, instant, meta in payloads
+    ]
+
+
+def evaluate_label_maps(
+    items: Iterable[Mapping],
+    *,
+    workers: int | None = 0,
+    thresholds: OutlierThresholds | None = None,
+    postprocess: bool = False,
+    reference_shapes: bool = True,
+    volumes: bool = True,
+    chunksize: int = 16,
+) -> list[dict]:
+    """Evaluate many (prediction, reference) label-map pairs; one row per item, in order.
+
+    Args:
+        items: mappings with ``pred``, ``ref``, ``spacing``, ``instant`` and optional
+            metadata (see the module docstring). May be a generator: items are read
+            lazily, at most a few chunks ahead of the workers.
+        workers: worker processes; 0 or 1 evaluates in this process, None uses
+            ``os.cpu_count()``.
+        thresholds: :class:`OutlierThresholds` (default: Table I).
+        postprocess: apply the CAMUS post-processing to each prediction.
+        reference_shapes: also measure the references' convexity and simplicity.
+        volumes: also measure the LV long axes and disk diameters.
+        chunksize: items sent to a worker at once.
+
+    Returns:
+        A list of rows (dicts), see :func:`evaluate_pair`.
+    """
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+    if not isinstance(chunksize, int) or chunksize < 1:
+        raise ValueError(f"chunksize must be an integer >= 1, got {chunksize!r}")
+    options = dict(
+        thresholds=thresholds or OutlierThresholds(),
+        postprocess=postprocess,
+        reference_shapes=reference_shapes,
+        volumes=volumes,
+    )
+    payloads = (_payload(item) for item in items)
+    if workers <= 1:
+        return _evaluate_chunk(payloads, options)
+    rows: list[dict] = []
+    chunks = iter(lambda: list(itertools.islice(payloads, chunksize)), [])
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_evaluate_chunk, chunk, options))
+            if len(pending) >= 2 * workers:
+                rows.extend(pending.popleft().result())
+        while pending:
+            rows.extend(pending.popleft().result())
+    return rows
