@@ -42,6 +42,8 @@ extras_require = {
         "nbformat>=5.10",
         "ipykernel>=6",
         "ruff>=0.6",
+        # The backend-equivalence test (tests/test_backends.py) runs the layers on JAX too.
+        "jax>=0.4.30",
     ],
     "jax": ["jax>=0.4.30"],
 }
@@ -58,8 +60,14 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["keras_runet", "keras_runet.*", "tfds_camus", "tfds_camus.*"]),
     package_data={
-        "tfds_camus": ["folds/*.txt", "folds/README.md", "folds/LICENSE*", "camus/*.md",
-                       "camus/*.txt", "camus/dummy_data/**/*"],
+        "tfds_camus": [
+            "folds/*.txt",
+            "folds/README.md",
+            "folds/LICENSE*",
+            "camus/*.md",
+            "camus/*.txt",
+            "camus/dummy_data/**/*",
+        ],
     },
     include_package_data=True,
     install_requires=install_requires,
