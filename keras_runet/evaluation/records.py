@@ -109,15 +109,17 @@ def to_native_grid(probabilities, native_shape) -> np.ndarray:
 def _structure_mask(lm: np.ndarray, labels: tuple[int, ...]) -> np.ndarray:
     if len(labels) == 1:
         return lm == labels[0]
+    if labels == (1, 2):  # uint8 wrap-around: 0 -> 255
+        return (lm.astype(np.uint8, copy=False) - np.uint8(1)) <= 1
     return np.isin(lm, labels)
 
 
-def _shape_metrics(mask_box, contour_box, pts, spacing):
+def _shape_metrics(mask_box, contour_box, pts, spacing, origin):
     cx = _convexity_cropped(mask_box, contour_box, pts)
     if math.isclose(spacing[0], spacing[1], rel_tol=1e-6):
         sp = _simplicity_cropped(mask_box, contour_box, pts)
     else:
-        iso = np.pad(resample_isotropic(mask_box[1:-1, 1:-1], spacing), 1)
+        iso = np.pad(resample_isotropic(mask_box[1:-1, 1:-1], spacing, origin), 1)
         sp = _simplicity_cropped(iso, _contour_padded(iso))
     return cx, sp
 
@@ -176,8 +178,10 @@ def evaluate_pair(
 
     # Work on the bounding box of everything labelled, padded by one zero pixel.
     box = bbox((p > 0) | (g > 0))
+    origin = (0, 0)
     if box is not None:
         p, g = crop_padded((p, g), box)
+        origin = (box[0], box[2])
     pixel_mm2 = spacing[0] * spacing[1]
     nan = float("nan")
     lv = {}
@@ -194,9 +198,9 @@ def evaluate_pair(
         dice = 2.0 * np.count_nonzero(pm & gm) / (n_p + n_g) if n_p + n_g else nan
         dists = _directed(pm, gm, spacing, cp, cg, p_pts, g_pts) if n_p and n_g else None
         d = _summarise(dists)
-        cx, sp = _shape_metrics(pm, cp, p_pts, spacing) if n_p else (nan, nan)
+        cx, sp = _shape_metrics(pm, cp, p_pts, spacing, origin) if n_p else (nan, nan)
         if reference_shapes and n_g:
-            rcx, rsp = _shape_metrics(gm, cg, g_pts, spacing)
+            rcx, rsp = _shape_metrics(gm, cg, g_pts, spacing, origin)
         else:
             rcx, rsp = nan, nan
         row.update(

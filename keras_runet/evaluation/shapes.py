@@ -88,13 +88,21 @@ def _segment_count(pts: np.ndarray) -> int:
     return int(math.gcd(int(d[0]), int(d[1])) + 1)
 
 
-def _convexity_cropped(mask_box: np.ndarray, contour_box: np.ndarray, pts=None) -> float:
+def _row_extremes(mask_box: np.ndarray) -> np.ndarray:
+    """(row, col) of the first and last pixel of every non-empty row: enough for the hull."""
+    rows = np.flatnonzero(mask_box.any(axis=1))
+    sub = mask_box[rows]
+    first = sub.argmax(axis=1)
+    last = sub.shape[1] - 1 - sub[:, ::-1].argmax(axis=1)
+    pts = np.concatenate([np.stack([rows, first], 1), np.stack([rows, last], 1)])
+    return np.unique(pts, axis=0) if np.any(first == last) else pts
+
+
+def _convexity_cropped(mask_box: np.ndarray, contour_box: np.ndarray = None, pts=None) -> float:
     area = np.count_nonzero(mask_box)
     if area == 0:
         return float("nan")
-    if pts is None:
-        pts = np.nonzero(contour_box)
-    return area / hull_pixel_count(np.stack(pts, axis=1), assume_unique=True)
+    return area / hull_pixel_count(_row_extremes(mask_box), assume_unique=True)
 
 
 def convexity(mask) -> float:
@@ -146,12 +154,17 @@ def _perimeter_from_contour(contour_box: np.ndarray, pts=None) -> float:
     return float(np.bincount(codes, minlength=50) @ _PERIMETER_WEIGHTS)
 
 
-def resample_isotropic(mask: np.ndarray, spacing) -> np.ndarray:
+def resample_isotropic(mask: np.ndarray, spacing, origin=(0, 0)) -> np.ndarray:
     """Nearest-neighbour resampling of a mask to square pixels of the coarser spacing.
 
+    New pixel ``j`` (counted from the image origin) takes the old pixel
+    ``floor((j + 0.5) / factor)``; ``origin`` says where ``mask`` sits in the image, so a
+    crop resamples exactly like the same pixels of the whole image.
+
     Args:
-        mask: 2D boolean mask.
+        mask: 2D boolean mask (or a crop of one).
         spacing: ``(row_mm, col_mm)``.
+        origin: ``(row, col)`` of ``mask[0, 0]`` in the whole image.
 
     Returns:
         The resampled mask (the input itself when the pixels are already square).
@@ -166,10 +179,11 @@ def resample_isotropic(mask: np.ndarray, spacing) -> np.ndarray:
         factor = s / target
         if math.isclose(factor, 1.0, rel_tol=1e-6):
             continue
-        n = out.shape[axis]
-        n_new = max(1, int(round(n * factor)))
-        # Centre of new pixel j in old pixel units, then the old pixel containing it.
-        src = np.floor((np.arange(n_new) + 0.5) / factor).astype(np.intp)
+        n, o = out.shape[axis], int(origin[axis])
+        first = math.ceil(o * factor - 0.5)
+        stop = math.ceil((o + n) * factor - 0.5)
+        j = np.arange(first, max(stop, first + 1))
+        src = np.floor((j + 0.5) / factor).astype(np.intp) - o
         out = np.take(out, np.clip(src, 0, n - 1), axis=axis)
     return out
 
@@ -200,5 +214,5 @@ def simplicity(mask, spacing=None) -> float:
         return float("nan")
     (m_box,) = crop_padded((m,), box)
     if spacing is not None:
-        m_box = np.pad(resample_isotropic(m_box[1:-1, 1:-1], spacing), 1)
+        m_box = np.pad(resample_isotropic(m_box[1:-1, 1:-1], spacing, (box[0], box[2])), 1)
     return _simplicity_cropped(m_box, _contour_padded(m_box))
