@@ -134,14 +134,14 @@ def patient_params(
     # Ejection fraction bands of CAMUS (<=45, 45..55, >=55 %: 49 / 32 / 19 %).
     band = rng.choice(3, p=(0.49, 0.32, 0.19))
     ef_target = (rng.uniform(0.2, 0.45), rng.uniform(0.45, 0.55), rng.uniform(0.55, 0.72))[band]
-    length = rng.uniform(62.0, 78.0)
+    length = rng.uniform(60.0, 74.0)
     half_width = rng.uniform(19.0, 26.0) * (1.1 if ef_target < 0.4 else 1.0)
     length_factor = rng.uniform(0.86, 0.94)
     width_factor = float(np.clip(math.sqrt((1.0 - ef_target) / length_factor), 0.45, 0.98))
     thickness = rng.uniform(8.0, 11.0)
     thickening = rng.uniform(0.25, 0.45) * (1.0 - width_factor) / 0.3
     apex_depth = rng.uniform(14.0, 22.0)
-    la_length = rng.uniform(15.0, 19.0)
+    la_length = rng.uniform(14.0, 18.0)
     la_width = rng.uniform(15.0, 20.0)
     frame_rate = float(rng.choice([25.0, 30.0, 34.0, 40.0]))
     lo, hi = half_sequence_frames
@@ -152,32 +152,45 @@ def patient_params(
     views, half, pre, post = {}, {}, {}, {}
     for view in reader.VIEWS:
         four = view == "4CH"
-        # The heart must fit above the bottom of the sector: LA bottom = apex + L + ~1.7 LA.
-        needed = apex_depth + length + 1.7 * la_length * 1.05 + 6.0
-        depth = rng.uniform(max(110.0, needed), max(110.0, needed) + 18.0)
         half_angle = math.radians(rng.uniform(36.0, 40.0))
-        rows = int(round(np.clip(rng.normal(780, 30), 700, 860) * scale))
-        cols = int(round(np.clip(rng.normal(550, 25), 480, 620) * scale))
-        width = 2 * depth * math.sin(half_angle) * rng.uniform(1.0, 1.08)
         lv_x = rng.uniform(2.0, 12.0) if four else rng.uniform(-6.0, 6.0)
         tilt = math.radians(rng.uniform(-10.0, 10.0))
         view_half_width = half_width * rng.uniform(0.92, 1.08)
-        lv_x, tilt = _fit_in_sector(
-            lv_x, tilt, apex_depth, length, view_half_width, thickness, half_angle
+        view_width_factor = float(np.clip(width_factor * rng.uniform(0.97, 1.03), 0.4, 0.99))
+        lv_x, tilt, view_apex_depth = _fit_in_sector(
+            lv_x,
+            tilt,
+            apex_depth,
+            [
+                (length, view_half_width, thickness),
+                (
+                    length * length_factor,
+                    view_half_width * view_width_factor,
+                    thickness * (1.0 + thickening),
+                ),
+            ],
+            half_angle,
         )
+        # The LV must fit above the bottom of the sector, the LA mostly (LA bottom at
+        # apex + L + 1.6 LA; as in CAMUS, the sector may cut the bottom of the atrium).
+        needed = max(105.0, view_apex_depth + length + 1.25 * la_length * 1.05 + 2.0)
+        depth = rng.uniform(needed, needed + 12.0)
+        rows = int(round(np.clip(rng.normal(780, 30), 700, 860) * scale))
+        cols = int(round(np.clip(rng.normal(550, 25), 480, 620) * scale))
+        width = 2 * depth * math.sin(half_angle) * rng.uniform(1.0, 1.08)
         views[view] = ViewGeometry(
             rows=rows,
             cols=cols,
             row_mm=depth / rows,
             col_mm=width / cols,
             half_angle=half_angle,
-            apex_depth=apex_depth,
+            apex_depth=view_apex_depth,
             lv_x=lv_x,
             tilt=tilt,
             length=length,
             half_width=view_half_width,
             length_factor=length_factor,
-            width_factor=float(np.clip(width_factor * rng.uniform(0.97, 1.03), 0.4, 0.99)),
+            width_factor=view_width_factor,
             thickness=thickness,
             thickening=thickening,
             la_length=la_length,
@@ -191,21 +204,35 @@ def patient_params(
     return PatientParams(patient_id, quality, sex, age, views, half, pre, post, frame_rate)
 
 
-def _fit_in_sector(lv_x, tilt, apex_depth, length, half_width, thickness, half_angle):
-    """Moves the LV towards the centre line until its epicardium (at ED, the largest) lies
-    inside the sector with a 2 mm margin, so that the field of view never cuts the masks."""
-    a = length / 1.5
-    u = np.linspace(-thickness, length, 64)
-    w = (half_width + thickness) * np.sqrt(
-        np.clip(1.0 - ((u - a) / (a + thickness)) ** 2, 0.0, None)
-    )
-    for _ in range(20):
-        x = lv_x + u * math.sin(tilt)
-        y = apex_depth + u * math.cos(tilt)
-        if np.all(np.abs(x) + w <= y * math.tan(half_angle) - 2.0):
+def _fit_in_sector(lv_x, tilt, apex_depth, shapes, half_angle):
+    """Moves the LV towards the centre line, then deeper, until its epicardium lies inside
+    the sector with a 2 mm margin at ED and at ES, so that the field of view never cuts the
+    masks. ``shapes``: ``(length, half_width, thickness)`` at ED and at ES.
+
+    Returns:
+        ``(lv_x, tilt, apex_depth)``.
+    """
+    profiles = []
+    for length, half_width, thickness in shapes:
+        a = length / 1.5
+        u = np.linspace(-thickness, length, 64)
+        w = (half_width + thickness) * np.sqrt(
+            np.clip(1.0 - ((u - a) / (a + thickness)) ** 2, 0.0, None)
+        )
+        profiles.append((u, w))
+    for attempt in range(60):
+        fits = True
+        for u, w in profiles:
+            x = lv_x + u * math.sin(tilt)
+            y = apex_depth + u * math.cos(tilt)
+            fits &= bool(np.all(np.abs(x) + w <= y * math.tan(half_angle) - 2.0))
+        if fits:
             break
-        lv_x, tilt = 0.7 * lv_x, 0.7 * tilt
-    return lv_x, tilt
+        if attempt < 6:
+            lv_x, tilt = 0.7 * lv_x, 0.7 * tilt
+        else:
+            apex_depth += 1.0
+    return lv_x, tilt, apex_depth
 
 
 # --- shapes ------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ INSTANTS = ["ED", "ES", "other"]
 QUALITIES = ["Good", "Medium", "Poor", "Unknown"]
 SEXES = ["F", "M", "Unknown"]
 
+# README.md beside this file is the dataset's description (TFDS reads it and prefers it);
+# this short text is the fallback.
 _DESCRIPTION = """
 CAMUS (Cardiac Acquisitions for Multi-structure Ultrasound Segmentation): 2D apical
 two-chamber (2CH) and four-chamber (4CH) echocardiograms of 500 patients, with expert masks of
@@ -358,21 +360,23 @@ def plan_splits(
         )
     present = set(usable)
     plan: dict[str, list[str]] = {}
+    absent = []
     for k in range(1, folds.NUM_FOLDS + 1):
         group = folds.group_patients(k)
         members = [p for p in group if p in present]
         if len(members) < len(group):
-            logger.warning(
-                "group%d: %d of its %d patients are not in %s (or were skipped); they are left "
-                "out%s",
-                k,
-                len(group) - len(members),
-                len(group),
-                layout.root,
-                "" if members else ", and so is the split",
+            absent.append(
+                f"group{k}: {len(group) - len(members)} of its {len(group)} patients"
+                + ("" if members else " (split left out)")
             )
         if members:
             plan[folds.group_split_name(k)] = members
+    if absent:
+        logger.warning(
+            "fold patients absent from %s (or skipped), left out: %s",
+            layout.root,
+            "; ".join(absent),
+        )
     outside = [p for p in usable if folds.group_of(p) is None]
     if outside:
         logger.warning("%d patients are in no fold (e.g. %s)", len(outside), outside[0])
