@@ -1,0 +1,79 @@
+"""``runet export MODEL EXPORT_BASE [--version N]``: a SavedModel for TF Serving.
+
+Writes ``EXPORT_BASE/<version>/`` (TF Serving's layout) atomically, with the ``.keras`` file
+and a metadata JSON under ``assets.extra/``. See :mod:`keras_runet.export` and
+docs/serving.md for the signatures.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from keras_runet.cli import UsageError
+
+NAME = "export"
+HELP = "Export a trained model as a SavedModel for TF Serving (EXPORT_BASE/<version>/)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds the options of ``runet export``."""
+    parser.add_argument("model", metavar="MODEL", help="a .keras file or a .weights.h5 checkpoint")
+    parser.add_argument("export_base", metavar="EXPORT_BASE", help="TF Serving's model base path")
+    parser.add_argument(
+        "--version", type=int, help="version number (default: one more than the highest)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing version (atomically)"
+    )
+    parser.add_argument(
+        "--training-data",
+        metavar="TEXT",
+        help="what the model was trained on (recorded in the metadata JSON)",
+    )
+    arch = parser.add_argument_group("architecture (only for a .weights.h5 checkpoint)")
+    arch.add_argument("--model-kind", choices=("unet1", "shg", "runet"))
+    arch.add_argument("--dil", type=int, default=11)
+    arch.add_argument("--shift", type=float, default=0.5)
+    arch.add_argument("--input-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
+    arch.add_argument("--width", type=float, default=1.0)
+
+
+def load_model_from_args(args):
+    """Load ``args.model`` in safe mode (a UsageError on a bad file)."""
+    from keras_runet.export import ExportError, load_model
+
+    try:
+        return load_model(
+            args.model,
+            model_kind=args.model_kind,
+            dil=args.dil,
+            shift=args.shift,
+            input_shape=(*args.input_size, 1),
+            width=args.width,
+        )
+    except ExportError as err:
+        raise UsageError(str(err)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs ``runet export``."""
+    from keras_runet.export import ExportError, export_metadata, export_model
+
+    model = load_model_from_args(args)
+    try:
+        version_dir = export_model(
+            model,
+            args.export_base,
+            version=args.version,
+            overwrite=args.overwrite,
+            training_data=args.training_data,
+            source=args.model,
+        )
+    except ExportError as err:
+        raise UsageError(str(err)) from None
+    meta = export_metadata(model)
+    print(f"exported {meta['model_kind']} ({meta['parameters']:,} parameters) to {version_dir}")
+    for name, sig in meta["signatures"].items():
+        inputs = ", ".join(f"{k}: {v}" for k, v in sig["inputs"].items())
+        print(f"  {name}({inputs}) -> {', '.join(sig['outputs'])}")
+    return 0

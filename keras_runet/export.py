@@ -1,0 +1,374 @@
+"""Export a trained model as a SavedModel for TF Serving, plus its ``.keras`` file and metadata.
+
+Layout written by :func:`export_model` (TF Serving's: numbered version folders)::
+
+    EXPORT_BASE/
+      1/
+        saved_model.pb  variables/  fingerprint.pb     the SavedModel TF Serving loads
+        assets.extra/model.keras                       the Keras model (reload with Keras)
+        assets.extra/runet_export.json                 metadata (see :func:`export_metadata`)
+
+A version is written into ``EXPORT_BASE/.tmp-<version>-<random>`` and renamed into place
+only when complete, so a server watching ``EXPORT_BASE`` never sees half a version (TF
+Serving only loads folders whose name is a number). An existing version is replaced only
+with ``overwrite=True``.
+
+Signatures (see docs/serving.md):
+
+``serving_default``
+    input ``image`` float32 ``(batch, H, W, 1)`` in [0, 1], any H and W (one size per
+    request). The image is resized (bilinear) to the model's input size, the class
+    probabilities are resized back to H x W (bilinear), then argmax. Outputs:
+    ``segmentation`` int32 ``(batch, H, W)`` label map (0 background, 1 LV cavity,
+    2 myocardium, 3 left atrium), ``probabilities`` float32 ``(batch, H, W, 4)`` and, for
+    RU-Net, ``coarse`` int32 ``(batch, H, W)``, the first U-Net's label map.
+    A NaN or infinite pixel makes the call fail with InvalidArgument.
+``serving_bytes``
+    input ``image_bytes`` string ``(batch,)``: encoded PNG / JPEG / BMP / GIF images (REST
+    clients send ``{"b64": "..."}``), decoded to grayscale and scaled to [0, 1]; every image of
+    one request must have the same size. Same outputs as ``serving_default``.
+
+Models are always loaded in Keras's safe mode: a ``.keras`` file that would run arbitrary
+Python code (a ``Lambda`` layer, ...) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+import keras_runet  # noqa: F401  (registers the custom layers before any load)
+from keras_runet.version import __version__
+
+__all__ = [
+    "BYTES_SIGNATURE",
+    "DEFAULT_SIGNATURE",
+    "LABEL_NAMES",
+    "METADATA_NAME",
+    "KERAS_NAME",
+    "ExportError",
+    "export_metadata",
+    "export_model",
+    "load_model",
+    "make_serving_functions",
+    "model_info",
+    "next_version",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+BYTES_SIGNATURE = "serving_bytes"
+LABEL_NAMES = ("background", "lv_cavity", "myocardium", "left_atrium")
+EXTRA_DIR = "assets.extra"
+KERAS_NAME = "model.keras"
+METADATA_NAME = "runet_export.json"
+_TMP_PREFIX = ".tmp-"
+
+
+class ExportError(ValueError):
+    """A model that cannot be loaded or exported, or an export folder in the way."""
+
+
+def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.Model:
+    """Load a trained model for export or prediction, in Keras's safe mode.
+
+    Args:
+        path: a ``.keras`` file (architecture and weights), or a weights checkpoint
+            (``.weights.h5``) together with ``model_kind`` and the ``build_kwargs`` of
+            :func:`keras_runet.build_model` (``dil``, ``shift``, ``input_shape``, ``width``).
+        model_kind: "unet1", "shg" or "runet"; only for a weights checkpoint.
+        **build_kwargs: passed to :func:`keras_runet.build_model` for a weights checkpoint.
+
+    Returns:
+        The model, not compiled.
+
+    Raises:
+        ExportError: missing file, unknown format, or a model that needs unsafe
+            deserialization (arbitrary code) or does not match the model contract.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"model file {str(path)!r} does not exist")
+    name = path.name.lower()
+    if name.endswith(".weights.h5"):
+        if not model_kind:
+            raise ExportError(
+                f"{str(path)!r} holds weights only: give the model kind (unet1, shg, runet) "
+                "and its options (dil, shift, input size, width) to rebuild the architecture"
+            )
+        try:
+            model = keras_runet.build_model(model_kind, **build_kwargs)
+            model.load_weights(path)
+        except ValueError as err:
+            raise ExportError(f"cannot load weights {str(path)!r} into {model_kind}: {err}") from err
+    elif name.endswith(".keras"):
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except ValueError as err:
+            if "safe_mode" in str(err) or "unsafe" in str(err).lower():
+                raise ExportError(
+                    f"{str(path)!r} needs unsafe deserialization (it contains Python code, "
+                    "e.g. a Lambda layer); keras-runet loads models in safe mode only"
+                ) from err
+            raise ExportError(f"cannot load model {str(path)!r}: {err}") from err
+        except (OSError, KeyError, TypeError) as err:  # not a zip, missing config, ...
+            raise ExportError(f"cannot load model {str(path)!r}: {err}") from err
+    else:
+        raise ExportError(
+            f"{str(path)!r} is neither a .keras file nor a .weights.h5 checkpoint"
+        )
+    _check_contract(model, path)
+    return model
+
+
+def _check_contract(model: keras.Model, path) -> None:
+    outputs = model.output
+    if not isinstance(outputs, Mapping) or "segmentation" not in outputs:
+        raise ExportError(
+            f"model {str(path)!r} must return a dict with a 'segmentation' output "
+            f"(keras-runet's contract), got {type(outputs).__name__}"
+        )
+    shape = tuple(model.input.shape) if not isinstance(model.input, list | dict) else None
+    if shape is None or len(shape) != 4 or shape[-1] != 1:
+        raise ExportError(
+            f"model {str(path)!r} must take one image (batch, H, W, 1), got input {shape}"
+        )
+    if shape[1] is None or shape[2] is None:
+        raise ExportError(
+            f"model {str(path)!r} has no fixed input size {shape[1:3]}; build it with one "
+            "(e.g. 256 x 256) so that the serving graph knows what to resize to"
+        )
+
+
+def model_info(model: keras.Model) -> dict:
+    """What a model is: kind, RU-Net's ``dil`` and ``shift``, input size, outputs.
+
+    The kind comes from the model's outputs and layers (``coarse`` and a ``RoiAttention``
+    layer: runet; ``stage1``: shg; else unet1), not from its (user-chosen) name.
+    """
+    outputs = sorted(model.output)
+    attention = [
+        layer for layer in model.layers if isinstance(layer, keras_runet.layers.RoiAttention)
+    ]
+    if attention:
+        kind = "runet"
+    elif any(o.startswith("stage") for o in outputs):
+        kind = "shg"
+    else:
+        kind = "unet1"
+    info = {
+        "model_kind": kind,
+        "model_name": model.name,
+        "dil": None,
+        "shift": None,
+        "input_size": [int(model.input.shape[1]), int(model.input.shape[2])],
+        "num_classes": int(model.output["segmentation"].shape[-1]),
+        "model_outputs": outputs,
+        "parameters": int(model.count_params()),
+    }
+    if attention:
+        cfg = attention[0].get_config()
+        info["dil"] = int(cfg["dil"])
+        info["shift"] = float(cfg["shift"])
+    return info
+
+
+def export_metadata(model: keras.Model, *, training_data=None, source=None) -> dict:
+    """The metadata JSON written next to an export (``assets.extra/runet_export.json``).
+
+    Args:
+        model: the exported model.
+        training_data: free text or a dict describing the training data (dataset, folds,
+            split...); None records "unknown".
+        source: the file the model was loaded from.
+
+    Returns:
+        A JSON-ready dict: model kind, dil, shift, input size, label names, package
+        version, training data, and the serving signatures with their outputs.
+    """
+    info = model_info(model)
+    outputs = ["segmentation", "probabilities"] + (
+        ["coarse"] if "coarse" in model.output else []
+    )
+    return {
+        **info,
+        "label_names": list(LABEL_NAMES[: info["num_classes"]])
+        if info["num_classes"] == len(LABEL_NAMES)
+        else [f"class_{i}" for i in range(info["num_classes"])],
+        "keras_runet_version": __version__,
+        "keras_version": keras.__version__,
+        "tensorflow_version": tf.__version__,
+        "training_data": training_data if training_data is not None else "unknown",
+        "source_model": str(source) if source is not None else None,
+        "signatures": {
+            DEFAULT_SIGNATURE: {"inputs": {"image": "float32 (batch, H, W, 1)"}, "outputs": outputs},
+            BYTES_SIGNATURE: {"inputs": {"image_bytes": "string (batch,)"}, "outputs": outputs},
+        },
+    }
+
+
+def make_serving_functions(model: keras.Model) -> dict:
+    """The two serving ``tf.function`` s of a model, keyed by signature name.
+
+    Both are also usable directly (``runet predict`` runs ``serving_default``'s function, so
+    that a prediction on the command line and one from TF Serving are the same numbers).
+    """
+    height, width = int(model.input.shape[1]), int(model.input.shape[2])
+    has_coarse = "coarse" in model.output
+
+    def predict_native(image):
+        tf.debugging.assert_all_finite(image, "image contains NaN or infinite values")
+        native = tf.shape(image)[1:3]
+        x = tf.image.resize(image, (height, width), method="bilinear")
+        out = model(x, training=False)
+        probs = tf.image.resize(tf.cast(out["segmentation"], tf.float32), native, "bilinear")
+        result = {
+            "segmentation": tf.argmax(probs, axis=-1, output_type=tf.int32),
+            "probabilities": probs,
+        }
+        if has_coarse:
+            coarse = tf.image.resize(tf.cast(out["coarse"], tf.float32), native, "bilinear")
+            result["coarse"] = tf.argmax(coarse, axis=-1, output_type=tf.int32)
+        return result
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="image")]
+    )
+    def serving_default(image):
+        return predict_native(image)
+
+    def decode(data):
+        img = tf.io.decode_image(data, channels=1, dtype=tf.float32, expand_animations=False)
+        img.set_shape([None, None, 1])
+        return img
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serving_bytes(image_bytes):
+        images = tf.map_fn(
+            decode,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([None, None, 1], tf.float32),
+        )
+        return predict_native(images)
+
+    return {DEFAULT_SIGNATURE: serving_default, BYTES_SIGNATURE: serving_bytes}
+
+
+def next_version(export_base) -> int:
+    """One more than the highest numbered version folder in ``export_base`` (1 if none)."""
+    base = Path(export_base)
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if (
+        base.is_dir()
+    ) else []
+    return max(versions, default=0) + 1
+
+
+def _write_savedmodel(model: keras.Model, path: Path) -> None:
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, fn in make_serving_functions(model).items():
+        archive.add_endpoint(name, fn)
+    archive.write_out(str(path), verbose=False)
+
+
+def export_model(
+    model,
+    export_base,
+    *,
+    version: int | None = None,
+    overwrite: bool = False,
+    training_data=None,
+    source=None,
+) -> Path:
+    """Export ``model`` to ``export_base/<version>/`` for TF Serving, atomically.
+
+    Args:
+        model: a ``keras.Model`` following the keras-runet contract, or the path of a
+            ``.keras`` file (loaded in safe mode, copied byte for byte into the export).
+        export_base: the model base path TF Serving watches (created if missing).
+        version: the version number (a positive integer); None: the next free one.
+        overwrite: replace an existing version (the old one is moved aside first and
+            deleted once the new one is in place).
+        training_data: recorded in the metadata (see :func:`export_metadata`).
+        source: for an already loaded ``model``, the ``.keras`` file it came from (copied
+            into the export instead of saving the model again).
+
+    Returns:
+        The version folder.
+
+    Raises:
+        ExportError: a bad version, an existing version without ``overwrite``, or a model
+            that cannot be loaded or does not follow the contract.
+    """
+    if not isinstance(model, keras.Model):
+        source = Path(model)
+        model = load_model(source)
+    else:
+        source = Path(source) if source is not None else None
+        _check_contract(model, model.name)
+    base = Path(export_base)
+    if base.exists() and not base.is_dir():
+        raise ExportError(f"export base {str(base)!r} exists and is not a folder")
+    if version is None:
+        version = next_version(base)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ExportError(f"version must be a positive integer, got {version!r}")
+    final = base / str(version)
+    if final.exists() and not overwrite:
+        raise ExportError(
+            f"version {version} already exists in {str(base)!r}; choose another version or "
+            "pass overwrite=True (--overwrite)"
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f"{_TMP_PREFIX}{version}-{secrets.token_hex(4)}"
+    try:
+        logger.info("exporting %s to %s (via %s)", model.name, final, tmp.name)
+        _write_savedmodel(model, tmp)
+        extra = tmp / EXTRA_DIR
+        extra.mkdir(exist_ok=True)
+        if source is not None and source.name.lower().endswith(".keras"):
+            shutil.copyfile(source, extra / KERAS_NAME)
+        else:
+            model.save(extra / KERAS_NAME)
+        metadata = export_metadata(model, training_data=training_data, source=source)
+        metadata["version"] = version
+        (extra / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        _move_into_place(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("exported version %d: %s", version, final)
+    return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    old = None
+    if final.exists():
+        old = final.with_name(f"{_TMP_PREFIX}old-{final.name}-{secrets.token_hex(4)}")
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def stale_temporaries(export_base) -> list[Path]:
+    """Temporary folders of interrupted exports (``.tmp-*``) left in ``export_base``."""
+    base = Path(export_base)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if re.match(re.escape(_TMP_PREFIX), p.name))
