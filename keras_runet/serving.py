@@ -144,9 +144,7 @@ def rest_request_to_inputs(body, input_names: Sequence[str] | None = None):
             columns = dict(inputs)
         else:
             if names is not None and len(names) != 1:
-                raise ServingRequestError(
-                    f"'inputs' must be an object naming the inputs {names}"
-                )
+                raise ServingRequestError(f"'inputs' must be an object naming the inputs {names}")
             columns = {names[0] if names else "inputs": inputs}
         fmt = "columnar"
     arrays = {name: _to_array(name, value) for name, value in columns.items()}
@@ -253,8 +251,17 @@ def call_signature(signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.
     try:
         outputs = signature(**tensors)
     except tf.errors.InvalidArgumentError as err:
-        raise ServingRequestError(err.message.strip().splitlines()[0]) from err
+        raise ServingRequestError(_error_reason(err.message)) from err
     return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _error_reason(message: str) -> str:
+    # TF wraps the op's message in "Graph execution error: Detected at node ... <reason>
+    # [[{{node ...}}]]": keep the reason, as TF Serving's reply does.
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    reasons = [line for line in lines if not line.startswith(noise)]
+    return reasons[-1] if reasons else (lines[0] if lines else "invalid argument")
 
 
 def make_predict_request(
