@@ -157,7 +157,10 @@ def test_write_report_files_round_trip(tmp_path):
     rows += _volume_rows("unet1", "patient0002", 45.0, 33.0, 44.0, 32.0)
     rows[0]["LVendo_hd_mm"] = NAN
     paths = write_report(rows, tmp_path / "out")
-    assert {"markdown", "json", "csv", "hd_figure"} <= set(paths)
+    assert {"markdown", "json", "csv", "hd_figure", "volumes_csv"} <= set(paths)
+    volumes = read_per_image_csv(paths["volumes_csv"])
+    assert [v["patient_id"] for v in volumes] == ["patient0001", "patient0002"]
+    assert volumes[0]["EDV"] == pytest.approx(cylinder_ml(40))
     for p in paths.values():
         assert p.is_file() and p.stat().st_size > 0
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]

@@ -115,6 +115,7 @@ def _parse_pred_args(preds: list[str], model: str | None) -> list[tuple[str, Pat
 
 def _find_predictions(model: str, folder: Path, default_output: str) -> list[dict]:
     found: dict[tuple, dict] = {}
+    seen: set[tuple] = set()
     for path in sorted(folder.rglob("*")):
         m = _FILE_RE.match(path.name)
         if not m or not path.is_file():
@@ -122,8 +123,9 @@ def _find_predictions(model: str, folder: Path, default_output: str) -> list[dic
         if m["output"] == "gt":
             continue
         key = (m["patient"], m["view"], m["instant"], m["output"] or "", m["ext"])
-        if key[:4] in {k[:4] for k in found}:
+        if key[:4] in seen:
             raise UsageError(f"{path}: more than one prediction file for {'_'.join(key[:3])}")
+        seen.add(key[:4])
         found[key] = {
             "model": model,
             "patient_id": m["patient"],

@@ -591,6 +591,9 @@ def write_report(
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.json``, ``per_image.csv`` (and the HD figure).
 
+    Also ``per_patient_volumes.csv`` (EDV, ESV, EF and their references per patient) when
+    the rows hold the LV disks.
+
     Args:
         rows: per-image rows.
         out_dir: output folder (created).
@@ -601,7 +604,8 @@ def write_report(
         figures: also draw ``hd_distribution.png`` (:func:`keras_runet.evaluation.figures.plot_hd_distribution`).
 
     Returns:
-        ``{"markdown": path, "json": path, "csv": path}`` (+ ``"hd_figure"``).
+        ``{"markdown": path, "json": path, "csv": path}`` (+ ``"volumes_csv"``,
+        ``"hd_figure"``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -614,6 +618,14 @@ def write_report(
         "csv": out / "per_image.csv",
     }
     write_per_image_csv(rows, paths["csv"])
+    patients = [
+        {"model": g["model"], "output": g["output"], **p}
+        for g in summary["groups"]
+        if g.get("ejection_fraction")
+        for p in g["ejection_fraction"]["patients"]
+    ]
+    if patients:
+        paths["volumes_csv"] = write_per_image_csv(patients, out / "per_patient_volumes.csv")
     text = json.dumps(_jsonable(summary), indent=2, allow_nan=False)
     _atomic_write(paths["json"], lambda fh: fh.write(text + "\n"))
     md = format_markdown(summary)

@@ -94,8 +94,8 @@ def _row_extremes(mask_box: np.ndarray) -> np.ndarray:
     sub = mask_box[rows]
     first = sub.argmax(axis=1)
     last = sub.shape[1] - 1 - sub[:, ::-1].argmax(axis=1)
-    pts = np.concatenate([np.stack([rows, first], 1), np.stack([rows, last], 1)])
-    return np.unique(pts, axis=0) if np.any(first == last) else pts
+    two = first != last  # rows of one pixel give one point
+    return np.concatenate([np.stack([rows, first], 1), np.stack([rows[two], last[two]], 1)])
 
 
 def _convexity_cropped(mask_box: np.ndarray, contour_box: np.ndarray = None, pts=None) -> float:
@@ -192,7 +192,10 @@ def _simplicity_cropped(mask_box: np.ndarray, contour_box: np.ndarray, pts=None)
     area = np.count_nonzero(mask_box)
     if area == 0:
         return float("nan")
-    return math.sqrt(4.0 * math.pi * area) / _perimeter_from_contour(contour_box, pts)
+    perimeter = _perimeter_from_contour(contour_box, pts)
+    if perimeter <= 0:  # e.g. a sliver that the isotropic resampling thinned away
+        return float("nan")
+    return math.sqrt(4.0 * math.pi * area) / perimeter
 
 
 def simplicity(mask, spacing=None) -> float:

@@ -113,7 +113,7 @@ def _lv_disks_box(m_box, contour_box, spacing, n_disks, apex_at_top=True, pts=No
     # Sample the mask (bilinear, level 0.5 = the boundary half-way between pixel centres)
     # along the line through the middle of each slab, perpendicular to the axis.
     half_width = np.abs(rel @ n).max() + 2.0 * scale.max()
-    step = scale.min() / 4.0
+    step = scale.min() / 2.0
     t = np.arange(-half_width, half_width + step, step)
     levels = (np.arange(n_disks) + 0.5) * (length / n_disks)
     centres = base_mid + levels[:, None] * u
