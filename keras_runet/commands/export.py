@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="what the model was trained on (recorded in the metadata JSON)",
     )
+    add_architecture_arguments(parser)
+
+
+def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that rebuild the architecture of a weights-only checkpoint."""
     arch = parser.add_argument_group("architecture (only for a .weights.h5 checkpoint)")
     arch.add_argument("--model-kind", choices=("unet1", "shg", "runet"))
     arch.add_argument("--dil", type=int, default=11)

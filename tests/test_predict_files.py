@@ -1,0 +1,225 @@
+"""``runet predict``: label maps in the input's format and geometry, overlays, the CSV of
+anatomical criteria, the suspicious-shape flag, and per-file errors on bad input."""
+
+import csv
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import tensorflow as tf
+from PIL import Image
+
+import keras_runet
+from keras_runet import predict as pr
+from keras_runet.cli import main as cli_main
+from keras_runet.evaluation import OutlierThresholds, convexity, simplicity
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("model")
+    model = keras_runet.build_model("runet", input_shape=(SIZE, SIZE, 1), width=0.125, dil=3)
+    path = tmp / "runet.keras"
+    model.save(path)
+    return model, path
+
+
+def _ellipse(shape, cy, cx, a, b):
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return ((rows - cy) / a) ** 2 + ((cols - cx) / b) ** 2 <= 1.0
+
+
+def _heart(shape=(120, 100)):
+    lm = np.zeros(shape, np.uint8)
+    lm[_ellipse(shape, 50, 50, 36, 22)] = 2
+    lm[_ellipse(shape, 50, 50, 30, 16)] = 1
+    lm[_ellipse(shape, 98, 50, 12, 18) & (lm == 0)] = 3
+    return lm
+
+
+def test_shape_criteria_flags_implausible_shapes():
+    good = _heart()
+    row = pr.shape_criteria(good, spacing=(0.3, 0.3))
+    assert not row["suspicious_shape"], row["suspicious_reasons"]
+    assert row["LVendo_convexity"] == pytest.approx(convexity(good == 1))
+    assert row["LVepi_simplicity"] == pytest.approx(simplicity(np.isin(good, (1, 2)), (0.3, 0.3)))
+    assert row["LVendo_area_px"] == int((good == 1).sum())
+
+    # A bite out of the cavity (concave): convexity drops below the expert minimum.
+    bitten = good.copy()
+    bitten[_ellipse(good.shape, 50, 66, 14, 12) & (good == 1)] = 2
+    row = pr.shape_criteria(bitten)
+    assert row["suspicious_shape"] and "LVendo_convexity" in row["suspicious_reasons"]
+
+    # Two blobs of cavity (a typical failure): simplicity and convexity fall.
+    split = good.copy()
+    split[45:56, :] = np.where(split[45:56, :] == 1, 2, split[45:56, :])
+    assert pr.shape_criteria(split)["suspicious_shape"]
+
+    # A missing structure cannot be measured: suspicious.
+    no_lv = np.where(good == 1, 2, good).astype(np.uint8)
+    row = pr.shape_criteria(no_lv)
+    assert row["suspicious_shape"] and "LVendo_simplicity" in row["suspicious_reasons"]
+
+    # The thresholds are configurable: with limits of 0 nothing measurable is flagged.
+    zero = OutlierThresholds(
+        simplicity_lvendo=0, convexity_lvendo=0, simplicity_lvepi=0, convexity_lvepi=0
+    )
+    assert not pr.shape_criteria(bitten, thresholds=zero)["suspicious_shape"]
+
+
+def _sitk(array, spacing_xy, origin=(0.0, 0.0), direction=(1.0, 0.0, 0.0, 1.0)):
+    img = sitk.GetImageFromArray(array)
+    img.SetSpacing(spacing_xy)
+    img.SetOrigin(origin)
+    img.SetDirection(direction)
+    return img
+
+
+def _make_inputs(folder):
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    good = {}
+    px = (rng.random((80, 60)) * 255).astype(np.uint8)
+    Image.fromarray(px).save(folder / "a_png.png")
+    good["a_png.png"] = px / 255.0
+    px = (rng.random((90, 70)) * 255).astype(np.uint8)
+    sitk.WriteImage(
+        _sitk(px, (0.3, 0.15), origin=(5.0, -2.0), direction=(0.0, 1.0, 1.0, 0.0)),
+        str(folder / "b_mhd.mhd"),
+    )
+    good["b_mhd.mhd"] = px / 255.0
+    px = rng.random((1, 50, 66)).astype(np.float32)  # a 3-D file with one slice, [0, 1]
+    img3 = sitk.GetImageFromArray(px)
+    img3.SetSpacing((0.2, 0.25, 1.0))
+    img3.SetOrigin((1.0, 2.0, 3.0))
+    sitk.WriteImage(img3, str(folder / "c_nii.nii.gz"))
+    good["c_nii.nii.gz"] = px[0]
+    # Bad inputs, each with its own reason.
+    Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(folder / "rgb.png")
+    (folder / "text.png").write_text("this is not an image")
+    (folder / "empty.png").write_bytes(b"")
+    nan = rng.random((40, 40)).astype(np.float32)
+    nan[3, 3] = np.nan
+    sitk.WriteImage(_sitk(nan, (0.3, 0.3)), str(folder / "nan.mhd"))
+    seq = (rng.random((3, 40, 40)) * 255).astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(seq), str(folder / "seq.mhd"))
+    # Skipped in a folder: not an image format, CAMUS annotation.
+    (folder / "notes.txt").write_text("x")
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(folder / "a_gt.png")
+    return good
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return {row["file"].rsplit("/", 1)[-1]: row for row in csv.DictReader(fh)}
+
+
+def test_predict_folder_formats_geometry_csv_and_errors(model_file, tmp_path, capsys):
+    model, path = model_file
+    good = _make_inputs(tmp_path / "in")
+    out = tmp_path / "out"
+    code = cli_main(
+        ["predict", str(path), str(tmp_path / "in"), "--out", str(out), "--save-coarse"]
+    )
+    assert code == 1  # some files failed
+    printed = capsys.readouterr().out
+    assert "3 of 8 image(s) segmented" in printed and "2 other file(s) skipped" in printed
+
+    rows = _read_csv(out / "predictions.csv")
+    assert set(rows) == {
+        "a_png.png",
+        "b_mhd.mhd",
+        "c_nii.nii.gz",
+        "rgb.png",
+        "text.png",
+        "empty.png",
+        "nan.mhd",
+        "seq.mhd",
+    }
+    errors = {name: r["error"] for name, r in rows.items() if r["status"] == "error"}
+    assert "3 channels" in errors["rgb.png"]
+    assert "not a readable PNG" in errors["text.png"]
+    assert "not a readable PNG" in errors["empty.png"]
+    assert "NaN" in errors["nan.mhd"]
+    assert "3-D image" in errors["seq.mhd"]
+    for name, message in errors.items():
+        assert name in message  # every error names its file
+
+    predictor = pr.Predictor(model)
+    # PNG: a PNG label map at the native size, an overlay, the same labels as the
+    # serving graph (resize, model, probabilities back to native size, argmax).
+    lm = np.asarray(Image.open(out / "a_png.png"))
+    assert lm.shape == (80, 60) and lm.dtype == np.uint8 and lm.max() <= 3
+    expected = predictor(good["a_png.png"].astype(np.float32))["segmentation"]
+    assert np.array_equal(lm, expected)
+    x = good["a_png.png"].astype(np.float32)[None, ..., None]
+    probs = tf.image.resize(
+        model(tf.image.resize(x, (SIZE, SIZE)))["segmentation"], (80, 60)
+    ).numpy()[0]
+    top2 = np.sort(probs, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 1e-4
+    assert np.array_equal(lm[clear], probs.argmax(-1)[clear])
+    overlay = np.asarray(Image.open(out / "overlays" / "a_png.overlay.png"))
+    assert overlay.shape == (80, 60, 3)
+
+    # MetaImage: spacing, origin and direction of the input.
+    ref = sitk.ReadImage(str(tmp_path / "in" / "b_mhd.mhd"))
+    got = sitk.ReadImage(str(out / "b_mhd.mhd"))
+    assert got.GetSize() == ref.GetSize() == (70, 90)
+    assert got.GetSpacing() == pytest.approx(ref.GetSpacing())
+    assert got.GetOrigin() == pytest.approx(ref.GetOrigin())
+    assert got.GetDirection() == pytest.approx(ref.GetDirection())
+    assert (out / "b_mhd.raw").exists() and (out / "b_mhd_coarse.mhd").exists()
+    assert float(rows["b_mhd.mhd"]["spacing_row_mm"]) == pytest.approx(0.15)
+    assert float(rows["b_mhd.mhd"]["spacing_col_mm"]) == pytest.approx(0.3)
+
+    # NIfTI with one slice: written back as one slice with its geometry.
+    ref = sitk.ReadImage(str(tmp_path / "in" / "c_nii.nii.gz"))
+    got = sitk.ReadImage(str(out / "c_nii.nii.gz"))
+    assert got.GetSize() == ref.GetSize() == (66, 50, 1)
+    assert got.GetSpacing() == pytest.approx(ref.GetSpacing())
+    assert got.GetOrigin() == pytest.approx(ref.GetOrigin())
+
+    # The CSV's criteria are those of the written label maps.
+    for name in ("a_png.png", "b_mhd.mhd", "c_nii.nii.gz"):
+        row = rows[name]
+        assert row["status"] == "ok" and row["error"] == ""
+        labels = sitk.GetArrayFromImage(sitk.ReadImage(row["label_map"]))
+        labels = labels.reshape(labels.shape[-2:])
+        spacing = None
+        if row["spacing_row_mm"]:
+            spacing = (float(row["spacing_row_mm"]), float(row["spacing_col_mm"]))
+        crit = pr.shape_criteria(labels, spacing)
+        assert row["suspicious_shape"] == str(crit["suspicious_shape"])
+        for key in ("LVendo_convexity", "LVepi_simplicity", "LA_area_px"):
+            if row[key] == "":
+                assert np.isnan(crit[key])
+            else:
+                assert float(row[key]) == pytest.approx(crit[key], rel=1e-5)
+
+
+def test_predict_only_good_files_exit_zero_and_usage_errors(model_file, tmp_path, capsys):
+    _, path = model_file
+    Image.fromarray(np.full((40, 52), 128, np.uint8)).save(tmp_path / "x.png")
+    out = tmp_path / "out"
+    assert cli_main(["predict", str(path), str(tmp_path / "x.png"), "--out", str(out)]) == 0
+    assert (out / "x.png").exists() and (out / "predictions.csv").exists()
+    capsys.readouterr()
+    assert cli_main(["predict", str(path), str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err
+    (tmp_path / "empty_dir").mkdir()
+    assert cli_main(["predict", str(path), str(tmp_path / "empty_dir"), "--out", str(out)]) == 2
+    assert "no images" in capsys.readouterr().err
+    assert (
+        cli_main(["predict", str(tmp_path / "x.png"), str(tmp_path / "x.png"), "--out", str(out)])
+        == 2
+    )
+    assert "neither a .keras file" in capsys.readouterr().err
+    # Outputs never overwrite inputs.
+    rows = pr.predict_files(
+        keras_runet.export.load_model(path), [tmp_path / "x.png"], tmp_path, overlays=False
+    )
+    assert rows[0]["status"] == "error" and "overwrite an input" in rows[0]["error"]
