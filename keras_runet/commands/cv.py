@@ -1,0 +1,60 @@
+"""`runet cv`: the paper's 10-fold cross-validation of one or more models, with the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_runet.commands import _common
+
+NAME = "cv"
+HELP = "cross-validate models on the paper's folds; writes the Table II style report"
+
+
+def add_arguments(p):
+    _common.add_data_arguments(p)
+    p.add_argument(
+        "--models", default="unet1,shg,runet", help="comma-separated (default: all three)"
+    )
+    p.add_argument("--folds", default="all", help="e.g. 1, 1,2 or 1-10 (default: all)")
+    p.add_argument("--out", required=True, help="run directory (all artefacts)")
+    p.add_argument("--workers", type=int, default=2, help="evaluation processes (2)")
+    p.add_argument(
+        "--postprocess",
+        action="store_true",
+        help="evaluate post-processed predictions (largest component, holes filled)",
+    )
+    p.add_argument("--progress-bar", action="store_true", help="Keras progress bars too")
+    _common.add_training_arguments(p)
+
+
+def run(args) -> int:
+    from keras_runet.cli import UsageError
+
+    _common.setup_logging()
+    models = _common.parse_models(args.models)
+    folds = _common.parse_folds(args.folds)
+    config = _common.train_config_from_args(args, models[0])
+    builder = _common.get_builder(args)
+    from keras_runet.cross_validation import cross_validate, fold_split_strings
+
+    for k in folds:
+        try:
+            fold_split_strings(builder, k)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    result = cross_validate(
+        builder,
+        models,
+        folds,
+        Path(args.out).expanduser(),
+        config,
+        workers=max(0, args.workers),
+        postprocess=args.postprocess,
+        verbose=1 if args.progress_bar else 0,
+        progress=lambda line: print(line, flush=True),
+    )
+    print()
+    print(Path(result["paths"]["markdown"]).read_text())
+    for key, path in result["paths"].items():
+        print(f"{key}: {path}")
+    return 0

@@ -1,0 +1,364 @@
+"""The paper's 10-fold cross-validation: train, select, predict, evaluate on the native grid.
+
+For each model and requested fold ``k`` (the patient-level folds of the CAMUS paper,
+shipped with ``tfds_camus``): train on the fold's training patients, select the best epoch
+on its validation patients (``val_segmentation_dice``), predict its test patients, bring
+the probabilities back to each image's native grid (resize, then argmax) and evaluate
+against the native reference mask in mm (:mod:`keras_runet.evaluation`). Every output of
+the model is evaluated (RU-Net's ``coarse`` and ``segmentation`` are the paper's Table III
+``o1`` and ``o2``). The per-fold rows are aggregated into the Table II style report.
+
+Run directory::
+
+    run_dir/
+      cv_config.json
+      <model>/fold<k>/     the training run (see keras_runet.training) +
+                           per_image.csv (this fold's rows), predictions.npz
+      report.md  report.json  per_image.csv  hd_distribution.png  worst_cases.png
+
+A fold whose ``per_image.csv`` exists is skipped on a rerun (its rows are read back); an
+interrupted fold resumes its training from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from keras_runet.training import TrainConfig, atomic_write_json, train
+
+# The ClassLabel names of the camus builder's features, by index.
+from tfds_camus.camus.camus_dataset_builder import INSTANTS, QUALITIES, VIEWS
+
+log = logging.getLogger(__name__)
+
+
+def fold_split_strings(builder, k: int) -> dict[str, str]:
+    """Fold ``k``'s train / validation / test split strings, limited to prepared groups.
+
+    The synthetic or partial datasets hold only some of the ten patient groups; groups
+    that were not prepared are left out (with a warning). Raises ValueError when the
+    training, validation or test part would be empty.
+    """
+    import tfds_camus
+
+    if not 1 <= int(k) <= 10:
+        raise ValueError(f"fold must be within 1..10, got {k}")
+    available = set(builder.info.splits.keys())
+    out = {}
+    for part, split in tfds_camus.fold_splits(int(k)).items():
+        groups = split.split("+")
+        kept = [g for g in groups if g in available]
+        if len(kept) < len(groups):
+            log.warning(
+                "fold %d %s: groups %s are not in the prepared dataset; using %s",
+                k, part, sorted(set(groups) - set(kept)), kept or "nothing",
+            )  # fmt: skip
+        if not kept:
+            raise ValueError(
+                f"fold {k} has no {part} patients in the prepared dataset (needs "
+                f"{split}; prepared: {', '.join(sorted(available))})"
+            )
+        out[part] = "+".join(kept)
+    return out
+
+
+def _decode_str(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def predict_examples(
+    model,
+    examples,
+    *,
+    image_size=(256, 256),
+    batch_size: int = 8,
+    outputs: Sequence[str] | None = None,
+    keep_image: bool = False,
+) -> dict[str, list[dict]]:
+    """Predict a TFDS camus split and bring each output back to the native grid.
+
+    Args:
+        model: a trained model (dict outputs).
+        examples: a ``tf.data.Dataset`` of camus examples (not batched), in order.
+        image_size: the model's input size (images of another size are resized).
+        batch_size: images per forward pass.
+        outputs: which outputs to return (default: all of the model's).
+        keep_image: also return the image resized to the native grid (for figures).
+
+    Returns:
+        ``{output: [item, ...]}``; each item is an evaluation item of
+        :func:`keras_runet.evaluation.evaluate_label_maps` (``pred``, ``ref``,
+        ``spacing``, ``instant``, ``patient_id``, ``view``, ``image_quality``, plus
+        ``ef``, ``edv``, ``esv`` from the cfg, ``image`` when asked).
+    """
+    import tensorflow as tf
+
+    from keras_runet.data import resize_pair
+    from keras_runet.evaluation import to_native_grid
+
+    outputs = list(outputs or model.output_names)
+    results: dict[str, list[dict]] = {o: [] for o in outputs}
+
+    def prepare(ex):
+        image = tf.cast(ex["image"], tf.float32) / 255.0
+        mask = tf.cast(ex["mask"], tf.int32)
+        image, _ = resize_pair(image, mask, tuple(image_size))
+        return image, ex
+
+    def flush(images, metas):
+        probs = model.predict_on_batch(np.stack(images))
+        for i, meta in enumerate(metas):
+            native_shape = tuple(int(s) for s in meta["native_shape"])
+            for o in outputs:
+                pred = to_native_grid(np.asarray(probs[o][i]), native_shape)
+                item = dict(meta["item"], pred=pred, output=o)
+                if keep_image:
+                    from skimage.transform import resize
+
+                    item["image"] = resize(images[i][..., 0], native_shape, order=1)
+                results[o].append(item)
+
+    images, metas = [], []
+    for image, ex in examples.map(prepare).as_numpy_iterator():
+        item = {
+            "patient_id": _decode_str(ex["patient_id"]),
+            "view": VIEWS[int(ex["view"])],
+            "instant": INSTANTS[int(ex["instant"])],
+            "frame_index": int(ex["frame_index"]),
+            "image_quality": QUALITIES[int(ex["image_quality"])],
+            "ref": ex["native_mask"][..., 0].astype(np.uint8),
+            "spacing": tuple(float(s) for s in ex["spacing"]),
+            "ef": float(ex["ef"]),
+            "edv": float(ex["edv"]),
+            "esv": float(ex["esv"]),
+        }
+        images.append(image)
+        metas.append({"item": item, "native_shape": ex["native_shape"]})
+        if len(images) == batch_size:
+            flush(images, metas)
+            images, metas = [], []
+    if images:
+        flush(images, metas)
+    return results
+
+
+def references_from_items(items: Sequence[dict]) -> dict[str, dict]:
+    """Per-patient reference volumes from the cfg values carried by the items."""
+    refs: dict[str, dict] = {}
+    for it in items:
+        refs.setdefault(it["patient_id"], {"EF": it["ef"], "EDV": it["edv"], "ESV": it["esv"]})
+    return refs
+
+
+@dataclasses.dataclass
+class FoldResult:
+    model: str
+    fold: int
+    rows: list[dict]
+    skipped: bool
+    seconds: float
+
+
+def run_fold(
+    builder,
+    model_name: str,
+    fold: int,
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    workers: int = 0,
+    postprocess: bool = False,
+    verbose: int | str = 0,
+    keep_predictions: bool = True,
+    callbacks: list | None = None,
+) -> FoldResult:
+    """Train, predict and evaluate one model on one fold (skipped if already done)."""
+    import keras
+
+    from keras_runet.evaluation import (
+        evaluate_label_maps,
+        read_per_image_csv,
+        write_per_image_csv,
+    )
+
+    start = time.perf_counter()
+    fold_dir = Path(run_dir) / model_name / f"fold{fold}"
+    rows_path = fold_dir / "per_image.csv"
+    if rows_path.exists():
+        return FoldResult(model_name, fold, read_per_image_csv(rows_path), True, 0.0)
+    splits = fold_split_strings(builder, fold)
+    config = dataclasses.replace(config, model=model_name)
+    result = train(
+        config,
+        builder.as_dataset(split=splits["train"]),
+        builder.as_dataset(split=splits["validation"]),
+        fold_dir,
+        verbose=verbose,
+        callbacks=callbacks,
+    )
+    model = keras.saving.load_model(result.best_path)
+    predictions = predict_examples(
+        model,
+        builder.as_dataset(split=splits["test"], shuffle_files=False),
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+    )
+    items = [dict(it, model=model_name, fold=fold) for out in predictions.values() for it in out]
+    rows = evaluate_label_maps(items, workers=workers, postprocess=postprocess)
+    if keep_predictions:
+        arrays = {
+            f"{it['output']}/{it['patient_id']}_{it['view']}_{it['instant']}": it["pred"]
+            for it in items
+        }
+        tmp = fold_dir / ".predictions.tmp.npz"
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, fold_dir / "predictions.npz")
+    refs = references_from_items(items)
+    atomic_write_json(fold_dir / "references.json", refs)
+    write_per_image_csv(rows, rows_path)  # last: marks the fold as done
+    return FoldResult(model_name, fold, rows, False, time.perf_counter() - start)
+
+
+def _fold_line(res: FoldResult) -> str:
+    seg = [r for r in res.rows if r.get("output") == "segmentation"]
+    dice = np.nanmean([r["LVendo_dice"] for r in seg]) if seg else math.nan
+    hd = np.nanmean([r["LVendo_hd_mm"] for r in seg]) if seg else math.nan
+    geo = sum(bool(r["geometric_outlier"]) for r in seg)
+    ana = sum(bool(r["anatomical_outlier"]) for r in seg)
+    state = "done earlier, skipped" if res.skipped else f"{res.seconds:.0f} s"
+    return (
+        f"[{res.model} fold {res.fold}] {len(seg)} test images: LVendo Dice {dice:.3f}, "
+        f"HD {hd:.1f} mm, outliers geo {geo} ana {ana} ({state})"
+    )
+
+
+def cross_validate(
+    builder,
+    models: Sequence[str],
+    folds: Sequence[int],
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    *,
+    workers: int = 0,
+    postprocess: bool = False,
+    verbose: int | str = 0,
+    progress: Callable[[str], None] | None = None,
+    figures: bool = True,
+) -> dict:
+    """Cross-validate ``models`` on ``folds``; write the aggregated report in ``run_dir``.
+
+    Args:
+        builder: a prepared TFDS camus builder (any config with ED/ES images).
+        models: model names ("unet1", "shg", "runet").
+        folds: fold numbers within 1..10.
+        run_dir: the run directory (see the module docstring).
+        config: the training configuration shared by the models (its ``model`` is
+            replaced by each model name).
+        workers: evaluation worker processes.
+        postprocess: evaluate post-processed predictions (largest component + holes).
+        verbose: Keras verbosity while training.
+        progress: called with one line per fold (e.g. ``print``).
+        figures: draw the HD distribution and worst-case figures.
+
+    Returns:
+        ``{"rows": [...], "paths": {...}, "summary": {...}}``.
+    """
+    from keras_runet.evaluation import summarize, write_report
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        run_dir / "cv_config.json",
+        {
+            "models": list(models),
+            "folds": [int(k) for k in folds],
+            "train": config.to_json(),
+            "postprocess": postprocess,
+            "dataset": f"{builder.info.full_name}",
+        },
+    )
+    rows, refs = [], {}
+    for model_name in models:
+        for k in folds:
+            res = run_fold(
+                builder,
+                model_name,
+                int(k),
+                run_dir,
+                config,
+                workers=workers,
+                postprocess=postprocess,
+                verbose=verbose,
+            )
+            ref_path = run_dir / model_name / f"fold{k}" / "references.json"
+            if ref_path.exists():
+                refs.update(json.loads(ref_path.read_text()))
+            rows.extend(res.rows)
+            if progress:
+                progress(_fold_line(res))
+    summary = summarize(rows, references=refs or None)
+    paths = write_report(rows, run_dir, summary=summary, figures=figures)
+    if figures:
+        worst = _worst_case_figure(builder, rows, run_dir, models, config)
+        if worst:
+            paths["worst_figure"] = worst
+    return {"rows": rows, "paths": paths, "summary": summary}
+
+
+def _worst_case_figure(builder, rows, run_dir, models, config, k: int = 6):
+    """Overlays of the worst final segmentations (largest LV HD), from saved predictions."""
+    from keras_runet.evaluation.figures import case_title, plot_worst_cases, worst_indices
+
+    seg_rows = [r for r in rows if r.get("output") == "segmentation"]
+    if not seg_rows:
+        return None
+    cases = []
+    wanted = [seg_rows[i] for i in worst_indices(seg_rows, k)]
+    images = _native_images(builder, {(r["patient_id"], r["view"], r["instant"]) for r in wanted})
+    for r in wanted:
+        npz = Path(run_dir) / r["model"] / f"fold{int(r['fold'])}" / "predictions.npz"
+        if not npz.exists():
+            continue
+        key = (r["patient_id"], r["view"], r["instant"])
+        with np.load(npz) as preds:
+            pred = preds[f"segmentation/{r['patient_id']}_{r['view']}_{r['instant']}"]
+        ref, image, spacing = images.get(key, (None, None, None))
+        if ref is None:
+            continue
+        cases.append(
+            {"pred": pred, "ref": ref, "image": image, "spacing": spacing, "title": case_title(r)}
+        )
+    if not cases:
+        return None
+    return plot_worst_cases(cases, Path(run_dir) / "worst_cases.png")
+
+
+def _native_images(builder, keys):
+    """``{(patient, view, instant): (native ref mask, image on the native grid, spacing)}``."""
+    from skimage.transform import resize
+
+    out = {}
+    splits = [s for s in builder.info.splits.keys() if s.startswith("group")]
+    for split in splits:
+        for ex in builder.as_dataset(split=split).as_numpy_iterator():
+            key = (
+                _decode_str(ex["patient_id"]),
+                VIEWS[int(ex["view"])],
+                INSTANTS[int(ex["instant"])],
+            )
+            if key in keys:
+                ref = ex["native_mask"][..., 0]
+                image = resize(ex["image"][..., 0] / 255.0, ref.shape, order=1)
+                out[key] = (ref, image, tuple(float(s) for s in ex["spacing"]))
+        if len(out) == len(keys):
+            break
+    return out

@@ -1,0 +1,349 @@
+"""Training one model on one split, resumable, with the paper's settings by default.
+
+:func:`train` builds (or resumes) a model, fits it and leaves in its run directory:
+
+```
+run_dir/
+  config.json           the TrainConfig of the run
+  last.keras            the full model after the last finished epoch (optimizer included),
+  state.json            written atomically, with the epoch number: what a rerun resumes from
+  best.keras            the best model by `val_segmentation_dice` (ModelCheckpoint)
+  history.csv           one row per epoch (CSVLogger; appended on resume)
+  tensorboard/          TensorBoard logs
+  done.json             written when training ends (epochs run, best score): a rerun skips
+```
+
+Resume: running :func:`train` again with the same run directory after an interruption
+(a killed process, an exception in a callback) reloads ``last.keras`` and continues at the
+next epoch; the best-checkpoint threshold is restored from ``history.csv`` so that a worse
+epoch after the restart cannot overwrite ``best.keras``.
+
+Distribution: ``distribute="mirrored"`` builds and trains under
+``tf.distribute.MirroredStrategy`` (all local GPUs, or the logical devices given);
+``"multiworker"`` under ``MultiWorkerMirroredStrategy``, configured by the ``TF_CONFIG``
+environment variable as usual for tf.distribute.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+
+log = logging.getLogger(__name__)
+
+MONITOR = "val_segmentation_dice"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``config.json``).
+
+    Attributes:
+        model: "unet1", "shg" or "runet".
+        dil, shift: RU-Net's attention hyper-parameters (ignored by the others).
+        width: filter multiplier (1.0: the paper's models).
+        image_size: model input (H, W), multiples of 32.
+        epochs: maximum number of epochs.
+        batch_size: images per step (global batch under a distribution strategy).
+        learning_rate: Adam's (paper: 1e-3).
+        loss_weights: optional weight per output.
+        patience: early stopping patience in epochs on ``val_segmentation_dice`` (0: off).
+        augment: random rotation / zoom / shift / gamma / contrast on training images.
+        seed: seeds weights, shuffling and augmentation.
+        dtype: None/"float32", "mixed_bfloat16" or "mixed_float16".
+        distribute: None, "mirrored" or "multiworker".
+        steps_per_epoch: None for one pass over the training split per epoch.
+    """
+
+    model: str = "runet"
+    dil: int = 11
+    shift: float = 0.5
+    width: float = 1.0
+    image_size: tuple[int, int] = (256, 256)
+    epochs: int = 100
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    loss_weights: dict[str, float] | None = None
+    patience: int = 20
+    augment: bool = True
+    seed: int = 0
+    dtype: str | None = None
+    distribute: str | None = None
+    steps_per_epoch: int | None = None
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        d["image_size"] = tuple(d.get("image_size", (256, 256)))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def atomic_write_json(path: str | os.PathLike, data) -> None:
+    """Write JSON through a temporary file and a rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:
+    """``model.save`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the full model (optimizer included) and the epoch number after every epoch.
+
+    ``last.keras`` and then ``state.json`` are each replaced atomically; ``state.json`` is
+    written last, so it never names an epoch whose model is not on disk.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        atomic_save_model(self.model, self.run_dir / "last.keras")
+        atomic_write_json(self.run_dir / "state.json", {"epoch": epoch + 1})
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """One log line per epoch (for runs without Keras's progress bar)."""
+
+    def __init__(self, prefix: str, epochs: int):
+        super().__init__()
+        self.prefix, self.epochs = prefix, epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        keys = ("loss", "val_loss", "segmentation_dice", MONITOR)
+        text = " ".join(f"{k}={logs[k]:.4f}" for k in keys if k in logs)
+        log.info("%s epoch %d/%d %s", self.prefix, epoch + 1, self.epochs, text)
+
+
+def read_history(path: str | os.PathLike) -> list[dict]:
+    """Rows of ``history.csv`` (floats), one per epoch, the last write of an epoch winning."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    by_epoch: dict[int, dict] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                epoch = int(row["epoch"])
+            except (KeyError, ValueError):
+                continue
+            by_epoch[epoch] = {
+                k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()
+            }
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def get_strategy(distribute: str | None):
+    """The tf.distribute strategy for ``distribute`` (None: the default strategy)."""
+    import tensorflow as tf
+
+    if distribute in (None, "", "none"):
+        return tf.distribute.get_strategy()
+    if distribute == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if distribute == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("distribute='multiworker' needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown distribute option {distribute!r}: use mirrored or multiworker")
+
+
+def build_and_compile(config: TrainConfig) -> keras.Model:
+    """The model of a :class:`TrainConfig`, compiled with :func:`~keras_runet.models.compile_model`."""
+    from keras_runet.models import build_model, compile_model
+
+    model = build_model(
+        config.model,
+        input_shape=(*config.image_size, 1),
+        dil=config.dil,
+        shift=config.shift,
+        width=config.width,
+        dtype=config.dtype,
+    )
+    return compile_model(
+        model, learning_rate=config.learning_rate, loss_weights=config.loss_weights
+    )
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    best_path: Path
+    epochs_run: int
+    best_score: float
+    resumed_from: int
+    skipped: bool
+    history: list[dict]
+
+
+def train(
+    config: TrainConfig,
+    train_examples,
+    val_examples,
+    run_dir: str | os.PathLike,
+    *,
+    callbacks: list | None = None,
+    verbose: int | str = "auto",
+    num_train_examples: int | None = None,
+    force: bool = False,
+) -> TrainResult:
+    """Train (or resume, or skip) one model; see the module docstring for the run directory.
+
+    Args:
+        config: the :class:`TrainConfig`.
+        train_examples, val_examples: TFDS camus splits (``tf.data.Dataset`` of example
+            dicts), e.g. ``builder.as_dataset(split=tfds_camus.fold_splits(k)["train"])``.
+        run_dir: the run directory (created).
+        callbacks: extra Keras callbacks.
+        verbose: passed to ``fit`` (1: progress bar, 2: a line per epoch).
+        num_train_examples: size of the training split (counted when None).
+        force: retrain even if ``done.json`` says this run finished.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    from keras_runet.data import Augmentation, dataset_size, make_dataset, steps_per_epoch
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    if config_path.exists() and not force:
+        previous = TrainConfig.from_json(json.loads(config_path.read_text()))
+        if previous != config:
+            raise ValueError(
+                f"{run_dir} holds a run with another configuration ({config_path}); "
+                "use another run directory, or force=True to start over"
+            )
+    done_path = run_dir / "done.json"
+    if done_path.exists() and not force:
+        done = json.loads(done_path.read_text())
+        log.info("%s: already trained (%d epochs), skipping", run_dir, done["epochs_run"])
+        return TrainResult(
+            run_dir, run_dir / "best.keras", done["epochs_run"], done["best_score"],
+            done["epochs_run"], True, read_history(run_dir / "history.csv"),
+        )  # fmt: skip
+    if force:
+        for name in ("done.json", "state.json", "last.keras", "history.csv", "best.keras"):
+            (run_dir / name).unlink(missing_ok=True)
+    atomic_write_json(run_dir / "config.json", config.to_json())
+    keras.utils.set_random_seed(config.seed)
+
+    strategy = get_strategy(config.distribute)
+    state_path = run_dir / "state.json"
+    initial_epoch = 0
+    with strategy.scope():
+        if state_path.exists() and (run_dir / "last.keras").exists():
+            initial_epoch = int(json.loads(state_path.read_text())["epoch"])
+            model = keras.saving.load_model(run_dir / "last.keras")
+            log.info("%s: resuming after epoch %d", run_dir, initial_epoch)
+        else:
+            model = build_and_compile(config)
+
+    n_train = num_train_examples or dataset_size(train_examples)
+    steps = config.steps_per_epoch or steps_per_epoch(n_train, config.batch_size)
+    outputs = list(model.output_names)
+    common = dict(batch_size=config.batch_size, image_size=config.image_size)
+    drop = config.distribute is not None
+    train_ds = make_dataset(
+        train_examples,
+        outputs,
+        training=True,
+        augmentation=Augmentation() if config.augment else None,
+        seed=config.seed,
+        first_example=initial_epoch * steps * config.batch_size,
+        drop_remainder=drop,
+        **common,
+    )
+    val_ds = make_dataset(val_examples, outputs, training=False, **common)
+
+    history_rows = read_history(run_dir / "history.csv")
+    best_so_far = max(
+        (
+            r[MONITOR]
+            for r in history_rows[:initial_epoch]
+            if not math.isnan(r.get(MONITOR, math.nan))
+        ),
+        default=None,
+    )
+    cbs = [
+        keras.callbacks.ModelCheckpoint(
+            run_dir / "best.keras",
+            monitor=MONITOR,
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+        keras.callbacks.CSVLogger(run_dir / "history.csv", append=initial_epoch > 0),
+        keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if not verbose:
+        cbs.append(ProgressLine(run_dir.name, config.epochs))
+    if config.patience:
+        cbs.append(
+            keras.callbacks.EarlyStopping(
+                monitor=MONITOR, mode="max", patience=config.patience, restore_best_weights=False
+            )
+        )
+    # Last, so that a checkpoint exists only for an epoch whose other callbacks finished.
+    cbs.append(EpochCheckpoint(run_dir))
+    cbs = (callbacks or []) + cbs
+
+    if initial_epoch < config.epochs:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            callbacks=cbs,
+            verbose=verbose,
+            shuffle=False,  # the dataset is shuffled, seeded, by make_dataset
+        )
+    history = read_history(run_dir / "history.csv")
+    scores = [r.get(MONITOR, math.nan) for r in history]
+    finite = [s for s in scores if not math.isnan(s)]
+    best = max(finite) if finite else math.nan
+    if not (run_dir / "best.keras").exists():
+        # No finite validation score at all (e.g. NaN loss): keep the last model, flagged.
+        atomic_save_model(model, run_dir / "best.keras")
+    atomic_write_json(
+        done_path,
+        {"epochs_run": len(history), "best_score": best, "monitor": MONITOR},
+    )
+    return TrainResult(
+        run_dir, run_dir / "best.keras", len(history), best, initial_epoch, False, history
+    )
