@@ -88,21 +88,35 @@ def _segment_count(pts: np.ndarray) -> int:
     return int(math.gcd(int(d[0]), int(d[1])) + 1)
 
 
-def _row_extremes(mask_box: np.ndarray) -> np.ndarray:
-    """(row, col) of the first and last pixel of every non-empty row: enough for the hull."""
-    rows = np.flatnonzero(mask_box.any(axis=1))
-    sub = mask_box[rows]
-    first = sub.argmax(axis=1)
-    last = sub.shape[1] - 1 - sub[:, ::-1].argmax(axis=1)
-    two = first != last  # rows of one pixel give one point
-    return np.concatenate([np.stack([rows, first], 1), np.stack([rows[two], last[two]], 1)])
+def row_extremes(pts) -> np.ndarray:
+    """The first and last point of every row of row-major sorted points (``np.nonzero``).
+
+    The convex hull of a mask is the hull of these points (at most two per row).
+
+    Args:
+        pts: ``(rows, cols)`` index arrays in row-major order, e.g. ``np.nonzero(contour)``.
+
+    Returns:
+        (N, 2) int array of (row, col).
+    """
+    r, c = pts
+    if r.size == 0:
+        return np.zeros((0, 2), dtype=np.intp)
+    starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    ends = np.r_[starts[1:] - 1, r.size - 1]
+    two = ends != starts  # rows of one pixel give one point
+    return np.concatenate(
+        [np.stack([r[starts], c[starts]], 1), np.stack([r[ends[two]], c[ends[two]]], 1)]
+    )
 
 
-def _convexity_cropped(mask_box: np.ndarray, contour_box: np.ndarray = None, pts=None) -> float:
+def _convexity_cropped(mask_box: np.ndarray, contour_box: np.ndarray, pts=None) -> float:
     area = np.count_nonzero(mask_box)
     if area == 0:
         return float("nan")
-    return area / hull_pixel_count(_row_extremes(mask_box), assume_unique=True)
+    if pts is None:
+        pts = np.nonzero(contour_box)
+    return area / hull_pixel_count(row_extremes(pts), assume_unique=True)
 
 
 def convexity(mask) -> float:

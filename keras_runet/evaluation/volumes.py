@@ -30,6 +30,7 @@ from scipy.spatial import ConvexHull, QhullError
 
 from keras_runet.evaluation._validation import as_mask, as_spacing, bbox, crop_padded
 from keras_runet.evaluation.distances import _contour_padded
+from keras_runet.evaluation.shapes import row_extremes
 
 __all__ = [
     "N_DISKS",
@@ -72,14 +73,15 @@ def _lv_disks_box(m_box, contour_box, spacing, n_disks, apex_at_top=True, pts=No
     scale = np.asarray(spacing, dtype=np.float64)
     if pts is None:
         pts = np.nonzero(contour_box)
+    extremes = row_extremes(pts) * scale  # enough for the hull
     pts = np.stack(pts, axis=1) * scale  # contour pixel centres, mm
     if len(pts) < 3:
         return empty
     try:
-        hull = ConvexHull(pts)
+        hull = ConvexHull(extremes)
     except QhullError:  # a line: no area
         return empty
-    verts = pts[hull.vertices]  # counter-clockwise
+    verts = extremes[hull.vertices]  # counter-clockwise
     ends = np.roll(verts, -1, axis=0)
     lengths = np.linalg.norm(ends - verts, axis=1)
     mids = 0.5 * (verts + ends)
