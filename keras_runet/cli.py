@@ -80,4 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, so that commands raise the same UsageError class.
+    from keras_runet.cli import main as _main
+
+    sys.exit(_main())

@@ -19,9 +19,9 @@ next epoch; the best-checkpoint threshold is restored from ``history.csv`` so th
 epoch after the restart cannot overwrite ``best.keras``.
 
 Distribution: ``distribute="mirrored"`` builds and trains under
-``tf.distribute.MirroredStrategy`` (all local GPUs, or the logical devices given);
-``"multiworker"`` under ``MultiWorkerMirroredStrategy``, configured by the ``TF_CONFIG``
-environment variable as usual for tf.distribute.
+``tf.distribute.MirroredStrategy`` (all local GPUs; without GPUs, the logical CPU
+devices); ``"multiworker"`` under ``MultiWorkerMirroredStrategy``, configured by the
+``TF_CONFIG`` environment variable as usual for tf.distribute.
 """
 
 from __future__ import annotations
@@ -171,7 +171,13 @@ def get_strategy(distribute: str | None):
     if distribute in (None, "", "none"):
         return tf.distribute.get_strategy()
     if distribute == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        # No GPU: mirror over the logical CPU devices (one per
+        # tf.config.set_logical_device_configuration entry), e.g. to test on a laptop.
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
     if distribute == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError("distribute='multiworker' needs the TF_CONFIG environment variable")

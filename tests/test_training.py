@@ -1,0 +1,273 @@
+"""Data pipeline, resumable training, distribution, cross-validation and the `runet` command."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_runet import cli, data, training
+from keras_runet.cross_validation import fold_split_strings
+
+
+@pytest.fixture(scope="session")
+def camus_tiny(tmp_path_factory):
+    """A prepared synthetic CAMUS: 2 patients in each of the fold groups 1-4 (32 images)."""
+    import tfds_camus
+
+    root_dir = tmp_path_factory.mktemp("camus_tiny")
+    ids = [p for k in (1, 2, 3, 4) for p in tfds_camus.folds.group_patients(k)[:2]]
+    root = tfds_camus.phantom.write_synthetic_camus(
+        root_dir / "camus", patient_ids=ids, scale=0.3, seed=3
+    )
+    builder = data.prepare_camus(root, root_dir / "tfds")
+    return {"root": root, "data_dir": root_dir / "tfds", "builder": builder, "ids": ids}
+
+
+TINY = dict(width=0.25, image_size=(64, 64), batch_size=8, patience=0)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_make_dataset_batches_images_in_unit_range_and_int_labels(camus_tiny):
+    ds = camus_tiny["builder"].as_dataset(split="group1")
+    batches = data.make_dataset(ds, ["coarse", "segmentation"], batch_size=4, image_size=(64, 64))
+    image, targets = next(iter(batches))
+    assert image.shape == (4, 64, 64, 1) and image.dtype == tf.float32
+    assert set(targets) == {"coarse", "segmentation"}
+    labels = targets["segmentation"].numpy()
+    assert labels.shape == (4, 64, 64) and labels.dtype == np.int32
+    assert set(np.unique(labels)) <= {0, 1, 2, 3} and len(np.unique(labels)) == 4
+    assert 0.0 <= float(tf.reduce_min(image)) and float(tf.reduce_max(image)) <= 1.0
+    assert data.dataset_size(ds) == 8  # 2 patients x 2 views x 2 instants
+
+
+def test_augmentation_moves_image_and_mask_together():
+    size = 96
+    rows, cols = np.mgrid[0:size, 0:size]
+    mask = np.zeros((size, size), np.int32)
+    mask[((rows - 40) / 20.0) ** 2 + ((cols - 50) / 12.0) ** 2 <= 1] = 1
+    mask[((rows - 70) / 8.0) ** 2 + ((cols - 50) / 10.0) ** 2 <= 1] = 3
+    image = (mask == 1).astype(np.float32)
+    geometric = data.Augmentation(rotation_deg=20, scale=0.15, shift=0.1, gamma=0, contrast=0,
+                                  brightness=0)  # fmt: skip
+    moved = 0
+    for n in range(6):
+        img, msk = data.augment_pair(
+            tf.constant(image[..., None]), tf.constant(mask[..., None]), tf.constant([7, n]),
+            geometric,
+        )  # fmt: skip
+        img, msk = img.numpy()[..., 0], msk.numpy()[..., 0]
+        assert set(np.unique(msk)) <= {0, 1, 3}  # nearest neighbour: no new labels
+        from_image, from_mask = img > 0.5, msk == 1
+        iou = (from_image & from_mask).sum() / (from_image | from_mask).sum()
+        assert iou > 0.95
+        moved += int((from_mask != (mask == 1)).sum() > 20)
+    assert moved >= 5  # the transforms are not the identity
+
+
+def test_training_batches_are_deterministic_with_a_seed(camus_tiny):
+    ds = camus_tiny["builder"].as_dataset(split="group1+group2", shuffle_files=False)
+
+    def first_batches(seed):
+        batches = data.make_dataset(
+            ds, ["segmentation"], batch_size=4, training=True, seed=seed,
+            augmentation=data.Augmentation(), image_size=(64, 64),
+        )  # fmt: skip
+        return [b[0].numpy() for b in batches.take(5)]
+
+    a, b, c = first_batches(1), first_batches(1), first_batches(2)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, z) for x, z in zip(a, c, strict=True))
+    # Epochs differ: batch 4 (second pass over 16 images) is not batch 0 again.
+    assert not np.array_equal(a[0], a[4])
+
+
+# --------------------------------------------------------------------------- training
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"simulated interruption at epoch {epoch}")
+
+
+def test_training_resumes_from_the_last_finished_epoch(camus_tiny, tmp_path):
+    b = camus_tiny["builder"]
+    config = training.TrainConfig(model="unet1", epochs=4, **TINY)
+    run = tmp_path / "run"
+    args = (config, b.as_dataset(split="group3+group4"), b.as_dataset(split="group2"), run)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(*args, callbacks=[StopAtEpoch(2)], verbose=0)
+    assert json.loads((run / "state.json").read_text()) == {"epoch": 2}
+    assert not (run / "done.json").exists()
+    weights_at_2 = keras.saving.load_model(run / "last.keras").get_weights()
+
+    seen = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            # The resumed model starts from the saved weights, not from a new init.
+            for w, saved in zip(self.model.get_weights(), weights_at_2, strict=True):
+                np.testing.assert_array_equal(w, saved)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+    result = training.train(*args, callbacks=[Record()], verbose=0)
+    assert seen == [2, 3]  # continued, did not start over
+    assert result.resumed_from == 2 and result.epochs_run == 4
+    assert [int(r["epoch"]) for r in result.history] == [0, 1, 2, 3]
+    assert (run / "best.keras").exists() and (run / "done.json").exists()
+    # A third run of the same command finds the run finished and skips it.
+    again = training.train(*args, verbose=0)
+    assert again.skipped and again.epochs_run == 4
+    # The same directory with another configuration is refused.
+    other = training.TrainConfig(model="unet1", epochs=5, **TINY)
+    with pytest.raises(ValueError, match="another configuration"):
+        training.train(other, *args[1:], verbose=0)
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_runet import data, training
+    builder = data.load_builder(sys.argv[1])
+    config = training.TrainConfig(model="runet", epochs=1, width=0.25, image_size=(64, 64),
+                                  batch_size=8, patience=0, distribute="mirrored")
+    strategy = training.get_strategy("mirrored")
+    result = training.train(config, builder.as_dataset(split="group1+group3"),
+                            builder.as_dataset(split="group2"), sys.argv[2], verbose=0)
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                      "epochs": result.epochs_run, "score": result.best_score}))
+    """
+)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(camus_tiny, tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(camus_tiny["data_dir"]), str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["epochs"] == 1 and 0.0 <= out["score"] <= 1.0
+
+
+# --------------------------------------------------------------------------- CV and CLI
+
+
+def test_fold_splits_are_limited_to_prepared_groups(camus_tiny):
+    splits = fold_split_strings(camus_tiny["builder"], 1)
+    assert splits == {"train": "group3+group4", "validation": "group2", "test": "group1"}
+    with pytest.raises(ValueError, match="no validation patients"):
+        fold_split_strings(camus_tiny["builder"], 4)  # validation would be group 5
+    with pytest.raises(ValueError, match="1..10"):
+        fold_split_strings(camus_tiny["builder"], 11)
+
+
+def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_path, capsys):
+    out = tmp_path / "cv"
+    argv = [
+        "cv", "--data-dir", str(camus_tiny["data_dir"]), "--models", "unet1,runet",
+        "--folds", "1,2", "--out", str(out), "--epochs", "2", "--width", "0.25",
+        "--image-size", "64x64", "--patience", "0", "--workers", "0",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    for model in ("unet1", "runet"):
+        for k in (1, 2):
+            assert f"[{model} fold {k}] 8 test images" in printed
+    for name in ("report.md", "report.json", "per_image.csv", "hd_distribution.png"):
+        assert (out / name).exists(), name
+    from keras_runet.evaluation import read_per_image_csv
+
+    rows = read_per_image_csv(out / "per_image.csv")
+    # 2 folds x 8 test images x (unet1: 1 output + runet: 2 outputs)
+    assert len(rows) == 2 * 8 * 3
+    patients = {r["patient_id"] for r in rows if str(r["fold"]) == "1"}
+    assert patients == set(camus_tiny["ids"][:2])  # fold 1 tests group 1's patients
+    for r in rows:
+        assert 0.0 <= r["LVepi_dice"] <= 1.0
+        assert r["spacing_row_mm"] > 0 and r["height"] > 100  # native grid, not 64 x 64
+        assert np.isnan(r["LVepi_hd_mm"]) or r["LVepi_hd_mm"] >= 0
+        assert r["ref_anatomical_outlier"] in (False, 0)  # the phantom's truth is plausible
+    summary = json.loads((out / "report.json").read_text())
+    assert {(g["model"], g["output"]) for g in summary["groups"]} == {
+        ("unet1", "segmentation"), ("runet", "coarse"), ("runet", "segmentation"),
+    }  # fmt: skip
+    assert "LVendo HD" in (out / "report.md").read_text()
+    # A rerun skips the finished folds.
+    assert cli.main(argv) == 0
+    assert printed.count("skipped") == 0
+    assert capsys.readouterr().out.count("done earlier, skipped") == 4
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--data-dir", "/no/such/dir", "--out", "x"], "not prepared in /no/such/dir"),
+        (["train", "--data-dir", "D", "--out", "x", "--model", "vnet"], "unknown model vnet"),
+        (["cv", "--data-dir", "D", "--out", "x", "--folds", "12"], "folds are numbered 1 to 10"),
+        (["prepare", "--manual-dir", "/no/such/camus", "--data-dir", "x"], "does not exist"),
+        (["train", "--data-dir", "D", "--out", "x", "--image-size", "100"], "multiples of 32"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(argv, message, camus_tiny, capsys):
+    argv = [str(camus_tiny["data_dir"]) if a == "D" else a for a in argv]
+    with pytest.raises(SystemExit) if "--image-size" in argv else _nullcontext():
+        code = cli.main(argv)
+        assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_cli_error_in_a_fresh_process_has_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_runet.cli", "cv", "--data-dir", str(tmp_path / "none"),
+         "--out", str(tmp_path / "o"), "--models", "unet1,vnet"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("runet cv: error: unknown model vnet")
+
+
+def test_demo_quick_leaves_the_promised_artefacts(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Geometric performance and outliers" in printed
+    for rel in ("cv/report.md", "cv/report.json", "cv/per_image.csv", "cv/worst_cases.png",
+                "cv/training_curves.png", "export/runet/1/saved_model.pb"):  # fmt: skip
+        assert (out / rel).exists(), rel
+    summary = json.loads((out / "cv" / "report.json").read_text())
+    assert summary["n_images"] == 3 * 4  # 1 test patient x 4 images x 3 outputs
+    assert os.path.getsize(out / "cv" / "worst_cases.png") > 10_000
