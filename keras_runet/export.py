@@ -110,7 +110,9 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
             model = keras_runet.build_model(model_kind, **build_kwargs)
             model.load_weights(path)
         except ValueError as err:
-            raise ExportError(f"cannot load weights {str(path)!r} into {model_kind}: {err}") from err
+            raise ExportError(
+                f"cannot load weights {str(path)!r} into {model_kind}: {err}"
+            ) from err
     elif name.endswith(".keras"):
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -124,9 +126,7 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
         except (OSError, KeyError, TypeError) as err:  # not a zip, missing config, ...
             raise ExportError(f"cannot load model {str(path)!r}: {err}") from err
     else:
-        raise ExportError(
-            f"{str(path)!r} is neither a .keras file nor a .weights.h5 checkpoint"
-        )
+        raise ExportError(f"{str(path)!r} is neither a .keras file nor a .weights.h5 checkpoint")
     _check_contract(model, path)
     return model
 
@@ -197,9 +197,7 @@ def export_metadata(model: keras.Model, *, training_data=None, source=None) -> d
         version, training data, and the serving signatures with their outputs.
     """
     info = model_info(model)
-    outputs = ["segmentation", "probabilities"] + (
-        ["coarse"] if "coarse" in model.output else []
-    )
+    outputs = ["segmentation", "probabilities"] + (["coarse"] if "coarse" in model.output else [])
     return {
         **info,
         "label_names": list(LABEL_NAMES[: info["num_classes"]])
@@ -211,7 +209,10 @@ def export_metadata(model: keras.Model, *, training_data=None, source=None) -> d
         "training_data": training_data if training_data is not None else "unknown",
         "source_model": str(source) if source is not None else None,
         "signatures": {
-            DEFAULT_SIGNATURE: {"inputs": {"image": "float32 (batch, H, W, 1)"}, "outputs": outputs},
+            DEFAULT_SIGNATURE: {
+                "inputs": {"image": "float32 (batch, H, W, 1)"},
+                "outputs": outputs,
+            },
             BYTES_SIGNATURE: {"inputs": {"image_bytes": "string (batch,)"}, "outputs": outputs},
         },
     }
@@ -241,9 +242,7 @@ def make_serving_functions(model: keras.Model) -> dict:
             result["coarse"] = tf.argmax(coarse, axis=-1, output_type=tf.int32)
         return result
 
-    @tf.function(
-        input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="image")]
-    )
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32, name="image")])
     def serving_default(image):
         return predict_native(image)
 
@@ -267,15 +266,19 @@ def make_serving_functions(model: keras.Model) -> dict:
 def next_version(export_base) -> int:
     """One more than the highest numbered version folder in ``export_base`` (1 if none)."""
     base = Path(export_base)
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if (
-        base.is_dir()
-    ) else []
+    versions = (
+        [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+        if (base.is_dir())
+        else []
+    )
     return max(versions, default=0) + 1
 
 
 def _write_savedmodel(model: keras.Model, path: Path) -> None:
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # No archive.track(model): the archive already saves every variable the endpoints use,
+    # and tracking the model as well stores each weight twice (Keras 3.15: the Keras
+    # variables and their tf.Variables under two names), doubling variables/.
     for name, fn in make_serving_functions(model).items():
         archive.add_endpoint(name, fn)
     archive.write_out(str(path), verbose=False)

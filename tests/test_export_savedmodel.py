@@ -58,6 +58,10 @@ def test_layout_metadata_and_keras_copy(runet_export):
     assert (version_dir / "saved_model.pb").is_file()
     assert (version_dir / "variables").is_dir()
     assert ex.stale_temporaries(version_dir.parent) == []
+    # Each weight is stored once: variables/ is about the size of the float32 parameters.
+    var_bytes = sum(p.stat().st_size for p in (version_dir / "variables").iterdir())
+    param_bytes = 4 * model.count_params()
+    assert param_bytes <= var_bytes < 1.2 * param_bytes + 50_000, (var_bytes, param_bytes)
     meta = json.loads((version_dir / "assets.extra" / ex.METADATA_NAME).read_text())
     assert meta["model_kind"] == "runet"
     assert meta["dil"] == 5 and meta["shift"] == pytest.approx(0.4)
@@ -268,9 +272,7 @@ def test_weights_checkpoint_needs_and_uses_the_architecture(tmp_path):
     model.save_weights(path)
     with pytest.raises(ex.ExportError, match="weights only"):
         ex.load_model(path)
-    again = ex.load_model(
-        path, model_kind="runet", input_shape=(32, 32, 1), width=0.125, dil=3
-    )
+    again = ex.load_model(path, model_kind="runet", input_shape=(32, 32, 1), width=0.125, dil=3)
     x = np.random.default_rng(0).random((1, 32, 32, 1), dtype=np.float32)
     np.testing.assert_allclose(
         again.predict_on_batch(x)["segmentation"], model.predict_on_batch(x)["segmentation"]
