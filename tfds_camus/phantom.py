@@ -470,7 +470,7 @@ def _write_patient(
     """Writes one patient's files into ``patient_dir`` (which exists and is empty)."""
     edv, esv, ef = _patient_volumes(p)
     rng = np.random.default_rng([int(seed), _patient_number(p.patient_id), 1])
-    ext = reader._EXTENSIONS[layout]  # noqa: SLF001 - same package
+    ext = reader.EXTENSIONS[layout]
     pid = p.patient_id
     for view in reader.VIEWS:
         g = p.views[view]
@@ -567,7 +567,7 @@ def _patient_ids(num_patients: int, first_patient: int, patient_ids) -> list[str
         ids = []
         for p in patient_ids:
             pid = f"patient{int(p):04d}" if not str(p).startswith("patient") else str(p)
-            if not reader._PATIENT_RE.match(pid):  # noqa: SLF001
+            if not reader.PATIENT_ID_RE.match(pid):
                 raise ValueError(f"not a patient id: {p!r}")
             ids.append(pid)
         if len(set(ids)) != len(ids):
@@ -679,8 +679,8 @@ def write_synthetic_camus(
         present = sorted(
             p.name
             for p in (out_dir / "CAMUS_public" / "database_nifti").iterdir()
-            if reader._PATIENT_RE.match(p.name)
-        )  # noqa: SLF001
+            if reader.PATIENT_ID_RE.match(p.name)
+        )
         for name, members in _split_lists(present).items():
             _atomic_write_text(split_dir / f"{name}.txt", "".join(f"{m}\n" for m in members))
     return out_dir

@@ -65,8 +65,9 @@ STANDARD_INFO_KEYS = (
     "FrameRate",
 )
 _INT_KEYS = ("ED", "ES", "NbFrame")
-_PATIENT_RE = re.compile(r"^patient\d{4}$")
-_EXTENSIONS = {ORIGINAL: ".mhd", NIFTI: ".nii.gz"}
+# Patient folders are named patientXXXX; image files end in .mhd (original) or .nii.gz (2023).
+PATIENT_ID_RE = re.compile(r"^patient\d{4}$")
+EXTENSIONS = {ORIGINAL: ".mhd", NIFTI: ".nii.gz"}
 
 
 class CamusFormatError(ValueError):
@@ -106,11 +107,11 @@ class Layout:
     @property
     def extension(self) -> str:
         """File extension of the images: ``.mhd`` or ``.nii.gz``."""
-        return _EXTENSIONS[self.kind]
+        return EXTENSIONS[self.kind]
 
 
 def _is_patient_dir(path: Path) -> bool:
-    return path.is_dir() and _PATIENT_RE.match(path.name) is not None
+    return path.is_dir() and PATIENT_ID_RE.match(path.name) is not None
 
 
 def _patient_dirs(folder: Path) -> list[Path]:
@@ -248,7 +249,7 @@ def read_split_lists(manual_dir: str | os.PathLike | Layout) -> dict[str, list[s
         if not path.is_file():
             continue
         ids = [ln.strip() for ln in _read_text(path).splitlines() if ln.strip()]
-        bad = [i for i in ids if not _PATIENT_RE.match(i)]
+        bad = [i for i in ids if not PATIENT_ID_RE.match(i)]
         if bad:
             raise CamusFormatError(f"{path}: not patient ids: {bad[:5]}")
         lists[name] = ids
@@ -418,7 +419,7 @@ class PatientFiles:
     view: str
 
     def _path(self, suffix: str) -> Path:
-        return self.patient_dir / f"{self.patient_id}_{self.view}_{suffix}{_EXTENSIONS[self.kind]}"
+        return self.patient_dir / f"{self.patient_id}_{self.view}_{suffix}{EXTENSIONS[self.kind]}"
 
     def image(self, instant: str) -> Path:
         return self._path(instant)
