@@ -74,7 +74,7 @@ def plot_hd_distribution(
         for name in names:
             vals = np.array([r.get(f"{s}_hd_mm") for r in groups[name]], dtype=np.float64)
             data.append(vals[np.isfinite(vals)])
-        ax.boxplot(data, showfliers=False, widths=0.5)
+        ax.boxplot(data, showfliers=False, widths=0.5, medianprops={"color": "black"})
         ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
         for i, name in enumerate(names):
             for r in groups[name]:

@@ -160,8 +160,6 @@ def evaluate_pair(
     spacing = as_spacing(spacing)
     check_instant(instant)
     thresholds = thresholds or OutlierThresholds()
-    if postprocess:
-        p = postprocess_label_map(p)
 
     row: dict = {k: None for k in META_KEYS}
     row.update(_META_DEFAULTS)
@@ -176,12 +174,16 @@ def evaluate_pair(
         postprocessed=bool(postprocess),
     )
 
-    # Work on the bounding box of everything labelled, padded by one zero pixel.
+    # Work on the bounding box of everything labelled, padded by one zero pixel: every
+    # metric (and the post-processing, whose background outside the box is all connected)
+    # is the same there as on the whole image.
     box = bbox((p > 0) | (g > 0))
     origin = (0, 0)
     if box is not None:
         p, g = crop_padded((p, g), box)
         origin = (box[0], box[2])
+    if postprocess:
+        p = postprocess_label_map(p)
     pixel_mm2 = spacing[0] * spacing[1]
     nan = float("nan")
     lv = {}
