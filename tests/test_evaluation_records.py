@@ -1,6 +1,8 @@
 """Per-image rows: label maps in, metrics and outlier flags out; parallel = serial."""
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -214,3 +216,21 @@ def test_bad_items_and_arguments():
         to_native_grid(np.zeros((4, 4, 4)), (8,))
     with pytest.raises(ValueError, match="OutlierThresholds.hd_mm_ed"):
         OutlierThresholds(hd_mm_ed=float("nan"))
+
+
+def test_evaluation_modules_import_no_keras_or_tensorflow():
+    import keras_runet.evaluation as ev
+
+    for path in Path(ev.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                top = name.split(".")[0]
+                assert top not in {"keras", "tensorflow", "tensorflow_datasets"}, (path, name)
+                assert not name.startswith("keras_runet.") or name.startswith(
+                    "keras_runet.evaluation"
+                ), (path, name)

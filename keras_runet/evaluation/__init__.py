@@ -24,8 +24,12 @@ Reports:
 
 Example:
     >>> from keras_runet import evaluation as ev
-    >>> rows = ev.evaluate_label_maps(items, workers=2)  # items: dicts, see records.py
-    >>> paths = ev.write_report(rows, "runs/eval")        # report.md, report.json, CSV
+    >>> rows = ev.evaluate_label_maps(items, workers=2)  # doctest: +SKIP
+    >>> paths = ev.write_report(rows, "runs/eval")  # doctest: +SKIP
+
+    (``items``: dicts with ``pred``, ``ref``, ``spacing``, ``instant`` and metadata, see
+    :mod:`keras_runet.evaluation.records`; ``write_report`` writes ``report.md``,
+    ``report.json`` and ``per_image.csv``.)
 """
 
 from keras_runet.evaluation.distances import (
