@@ -44,6 +44,10 @@ extras_require = {
         "ruff>=0.6",
         # The backend-equivalence test (tests/test_backends.py) runs the layers on JAX too.
         "jax>=0.4.30",
+        # PredictRequest / PredictResponse protos for the TF Serving tests
+        # (tests/test_export_serving_formats.py). 2.21 requires tensorflow>=2.21,<3, so it
+        # resolves to the pinned tensorflow 2.21 and installs nothing else new.
+        "tensorflow-serving-api>=2.21,<2.22",
     ],
     "jax": ["jax>=0.4.30"],
 }
