@@ -114,6 +114,8 @@ def test_runet_evaluate_on_saved_predictions(camus, references, tmp_path, capsys
             "2",
             "--worst",
             "2",
+            "--distance-method",
+            "kdtree",
         ]
     )
     assert rc == 0

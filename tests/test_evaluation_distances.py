@@ -200,3 +200,27 @@ def test_integer_01_masks_are_accepted():
 def test_wrong_inputs_raise_value_error_naming_them(pred, ref, spacing, match):
     with pytest.raises(ValueError, match=match):
         hausdorff_distance(pred, ref, spacing)
+
+
+def test_kdtree_method_gives_the_edt_numbers(rng):
+    masks = _hand_made() + _random_masks(rng, 30)
+    checked = 0
+    for i, (p, g) in enumerate(zip(masks[:-1], masks[1:], strict=True)):
+        shape = (min(p.shape[0], g.shape[0]), min(p.shape[1], g.shape[1]))
+        p, g = p[: shape[0], : shape[1]], g[: shape[0], : shape[1]]
+        spacing = SPACINGS[i % len(SPACINGS)]
+        a = distance_metrics(p, g, spacing)
+        b = distance_metrics(p, g, spacing, method="kdtree")
+        for key in a:
+            if math.isnan(a[key]):
+                assert math.isnan(b[key])
+            else:
+                assert b[key] == pytest.approx(a[key], abs=1e-12), key
+                checked += 1
+        if p.any() and g.any():
+            hd, mad = _medpy_pair(p, g, spacing)
+            assert b["hd_mm"] == pytest.approx(hd, abs=1e-9)
+            assert b["mad_mm"] == pytest.approx(mad, abs=1e-9)
+    assert checked > 50
+    with pytest.raises(ValueError, match="method"):
+        distance_metrics(masks[0], masks[0], (1, 1), method="fast")

@@ -166,9 +166,13 @@ def test_parallel_equals_serial_and_keeps_order():
         )
     serial = evaluate_label_maps(items, workers=0)
     parallel = evaluate_label_maps(iter(items), workers=2, chunksize=3)
+    kdtree = evaluate_label_maps(items, workers=0, distance_method="kdtree")
     assert [r["patient_id"] for r in parallel] == [it["patient_id"] for it in items]
-    for a, b in zip(serial, parallel, strict=True):
-        assert a.keys() == b.keys()
+    for a, b, c in zip(serial, parallel, kdtree, strict=True):
+        for k in a:
+            if k.endswith("_mm") and isinstance(a[k], float):
+                assert c[k] == pytest.approx(a[k], abs=1e-12, nan_ok=True), k
+        assert a.keys() == b.keys() == c.keys()
         for k in a:
             if isinstance(a[k], float) and math.isnan(a[k]):
                 assert math.isnan(b[k])

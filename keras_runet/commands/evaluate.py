@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compare EDV/ESV/EF with the Info_*.cfg values (default) or the reference masks",
     )
     parser.add_argument(
+        "--distance-method",
+        choices=("edt", "kdtree"),
+        default="edt",
+        help="contour distances by distance transform (default) or k-d tree (same numbers, faster)",
+    )
+    parser.add_argument(
         "--thresholds",
         metavar="JSON",
         help="JSON file overriding outlier thresholds (fields of OutlierThresholds)",
@@ -296,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         thresholds=thresholds,
         postprocess=args.postprocess,
+        distance_method=args.distance_method,
     )
     out = Path(args.out)
     paths = ev.write_report(

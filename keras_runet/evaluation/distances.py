@@ -14,7 +14,10 @@ The definitions are those of CAMUS work (REFERENCE.md, "Metrics"), checked again
 
 Speed: the distance transforms run on the bounding box of both masks padded by one
 pixel (a contour's bounding box is its mask's), not on the whole image; the result is the
-same because every contour pixel lies inside that box.
+same because every contour pixel lies inside that box. They are still ~2/3 of the time of a
+full per-image evaluation; ``method="kdtree"`` finds the same nearest contour pixels with a
+k-d tree over the contour pixels (in mm) and computes the distances with the same
+floating-point operations: the same numbers, about 3x faster.
 
 Spacing is ``(row_mm, col_mm)`` everywhere.
 """
@@ -27,6 +30,7 @@ from scipy import ndimage as ndi
 from keras_runet.evaluation._validation import as_mask_pair, as_spacing, bbox, crop_padded
 
 __all__ = [
+    "DISTANCE_METHODS",
     "contour",
     "contour_distances",
     "dice",
@@ -99,8 +103,41 @@ def _distances_to(target_contour: np.ndarray, points: tuple[np.ndarray, np.ndarr
     return np.sqrt(dr * dr + dc * dc)
 
 
+def _distances_kdtree(target_pts, query_pts, spacing):
+    """Like :func:`_distances_to`, with the nearest target pixel from a k-d tree (in mm).
+
+    The nearest pixel is exact (no approximation), and the distance is then computed with
+    the same floating-point operations as the EDT's, so the values agree with it.
+    """
+    from scipy.spatial import cKDTree
+
+    scale = np.asarray(spacing, dtype=np.float64)
+    target = np.stack(target_pts, axis=1)
+    query = np.stack(query_pts, axis=1)
+    _, nearest = cKDTree(target * scale).query(query * scale)
+    dr = (target[nearest, 0] - query[:, 0]).astype(np.float64) * spacing[0]
+    dc = (target[nearest, 1] - query[:, 1]).astype(np.float64) * spacing[1]
+    return np.sqrt(dr * dr + dc * dc)
+
+
+DISTANCE_METHODS = ("edt", "kdtree")
+
+
+def _check_method(method: str) -> str:
+    if method not in DISTANCE_METHODS:
+        raise ValueError(f"method must be one of {DISTANCE_METHODS}, got {method!r}")
+    return method
+
+
 def _directed(
-    p_box: np.ndarray, g_box: np.ndarray, spacing, cp=None, cg=None, p_pts=None, g_pts=None
+    p_box: np.ndarray,
+    g_box: np.ndarray,
+    spacing,
+    cp=None,
+    cg=None,
+    p_pts=None,
+    g_pts=None,
+    method: str = "edt",
 ):
     """Directed contour distances on cropped, zero-framed masks; None if one is empty.
 
@@ -117,16 +154,23 @@ def _directed(
         g_pts = np.nonzero(cg)
     if p_pts[0].size == 0 or g_pts[0].size == 0:
         return None
+    if method == "kdtree":
+        return _distances_kdtree(g_pts, p_pts, spacing), _distances_kdtree(p_pts, g_pts, spacing)
     return _distances_to(cg, p_pts, spacing), _distances_to(cp, g_pts, spacing)
 
 
-def contour_distances(pred, ref, spacing) -> tuple[np.ndarray, np.ndarray] | None:
+def contour_distances(
+    pred, ref, spacing, method: str = "edt"
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Distances from each contour pixel of one mask to the other mask's contour.
 
     Args:
         pred: 2D boolean mask.
         ref: 2D boolean mask, same shape.
         spacing: ``(row_mm, col_mm)``.
+        method: "edt" (the definition: scipy's Euclidean distance transform with
+            ``sampling=spacing`` on the box around both contours) or "kdtree" (the same
+            nearest contour pixels found with a k-d tree: the same numbers, ~3x faster).
 
     Returns:
         ``(d_pred_to_ref, d_ref_to_pred)``, 1D float arrays in mm (ordered like
@@ -134,11 +178,12 @@ def contour_distances(pred, ref, spacing) -> tuple[np.ndarray, np.ndarray] | Non
     """
     p, g = as_mask_pair(pred, ref)
     spacing = as_spacing(spacing)
+    _check_method(method)
     if not p.any() or not g.any():
         return None
     box = bbox(p | g)
     p_box, g_box = crop_padded((p, g), box)
-    return _directed(p_box, g_box, spacing)
+    return _directed(p_box, g_box, spacing, method=method)
 
 
 def _summarise(dists, pooled: bool = False) -> dict[str, float]:
@@ -153,18 +198,19 @@ def _summarise(dists, pooled: bool = False) -> dict[str, float]:
     }
 
 
-def distance_metrics(pred, ref, spacing) -> dict[str, float]:
+def distance_metrics(pred, ref, spacing, method: str = "edt") -> dict[str, float]:
     """HD, MAD and pooled MAD in one pass (two distance transforms).
 
     Args:
         pred: 2D boolean mask.
         ref: 2D boolean mask, same shape.
         spacing: ``(row_mm, col_mm)``.
+        method: "edt" (default) or "kdtree", see :func:`contour_distances`.
 
     Returns:
         ``{"hd_mm", "mad_mm", "mad_pooled_mm"}``; all NaN if either mask is empty.
     """
-    return _summarise(contour_distances(pred, ref, spacing))
+    return _summarise(contour_distances(pred, ref, spacing, method))
 
 
 def hausdorff_distance(pred, ref, spacing) -> float:
