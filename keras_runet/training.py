@@ -317,7 +317,7 @@ def train(
         keras.callbacks.TerminateOnNaN(),
     ]
     if not verbose:
-        cbs.append(ProgressLine(run_dir.name, config.epochs))
+        cbs.append(ProgressLine(f"{run_dir.parent.name}/{run_dir.name}", config.epochs))
     if config.patience:
         cbs.append(
             keras.callbacks.EarlyStopping(

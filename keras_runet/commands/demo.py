@@ -26,10 +26,10 @@ NAME = "demo"
 HELP = "run the whole pipeline on a synthetic CAMUS (train, evaluate, report, export)"
 
 # The two settings. Full: CAMUS-size images, 40 patients (4 per fold group), 128 x 128
-# models of half width, mixed bfloat16 (fast on CPUs with AMX), ~5-8 minutes on 2 cores.
+# models of half width, mixed bfloat16 (fast on CPUs with AMX), ~5 minutes on 2 cores.
 SETTINGS = {
     "full": dict(
-        patients=40, scale=1.0, image_size=(128, 128), width=0.5, epochs=12, batch_size=8,
+        patients=40, scale=1.0, image_size=(128, 128), width=0.5, epochs=25, batch_size=8,
         dtype="mixed_bfloat16", config="256",
     ),
     "quick": dict(
