@@ -292,3 +292,18 @@ def test_cli_export(tmp_path, capsys):
     assert "already exists" in err and len(err.strip().splitlines()) == 1
     assert cli_main(["export", str(tmp_path / "nope.keras"), str(base)]) == 2
     assert "nope.keras" in capsys.readouterr().err
+
+
+def test_shg_exports_its_final_segmentation(tmp_path):
+    model = keras_runet.build_model("shg", input_shape=(32, 32, 1), width=0.125)
+    version_dir = ex.export_model(model, tmp_path / "serving")
+    meta = json.loads((version_dir / "assets.extra" / ex.METADATA_NAME).read_text())
+    assert meta["model_kind"] == "shg"
+    assert meta["model_outputs"] == ["segmentation", "stage1", "stage2"]
+    sig = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    x = np.random.default_rng(0).random((1, 32, 32, 1), dtype=np.float32)
+    out = sig(image=tf.constant(x))
+    assert sorted(out) == ["probabilities", "segmentation"]
+    np.testing.assert_allclose(
+        out["probabilities"].numpy(), model.predict_on_batch(x)["segmentation"], atol=1e-5
+    )

@@ -12,7 +12,7 @@ import argparse
 from keras_runet.cli import UsageError
 
 NAME = "export"
-HELP = "Export a trained model as a SavedModel for TF Serving (EXPORT_BASE/<version>/)."
+HELP = "export a trained model as a SavedModel for TF Serving (EXPORT_BASE/<version>/)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

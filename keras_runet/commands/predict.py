@@ -18,7 +18,7 @@ from keras_runet.cli import UsageError
 from keras_runet.commands.export import add_architecture_arguments, load_model_from_args
 
 NAME = "predict"
-HELP = "Segment new images (PNG, .mhd, .nii.gz, folders) and flag suspicious shapes."
+HELP = "segment new images (PNG, .mhd, .nii.gz, folders) and flag suspicious shapes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
