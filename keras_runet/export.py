@@ -62,6 +62,7 @@ __all__ = [
     "make_serving_functions",
     "model_info",
     "next_version",
+    "stale_temporaries",
 ]
 
 logger = logging.getLogger(__name__)

@@ -93,6 +93,21 @@ def test_rest_b64_png_to_bytes_signature(exported):
     direct = _direct(loaded, pixels[None, ..., None].astype(np.float32) / 255.0)
     assert np.array_equal(seg, direct["segmentation"][0])
 
+    # JPEG (colour, converted to grayscale by the signature) in a columnar request.
+    rgb = np.stack([pixels, pixels // 2, pixels // 3], axis=-1)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95)
+    body = {
+        "signature_name": "serving_bytes",
+        "inputs": {"image_bytes": [{"b64": base64.b64encode(buf.getvalue()).decode()}]},
+    }
+    sig_name, inputs, fmt = serving.rest_request_to_inputs(body)
+    reply = serving.rest_response(serving.call_signature(loaded.signatures[sig_name], inputs), fmt)
+    gray = tf.io.decode_image(buf.getvalue(), channels=1, dtype=tf.float32)[None].numpy()
+    assert np.array_equal(
+        np.array(reply["outputs"]["segmentation"]), _direct(loaded, gray)["segmentation"]
+    )
+
 
 def test_rest_errors_are_the_servers(exported):
     _, loaded = exported
