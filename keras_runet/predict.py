@@ -112,7 +112,10 @@ def _stem(path: Path) -> str:
     return name[: -len(fmt) - 1] if fmt else path.stem
 
 
-def _to_unit_range(array: np.ndarray, path: Path) -> np.ndarray:
+def _to_unit_range(array: np.ndarray, path: Path, sixteen_bit: bool = False) -> np.ndarray:
+    """Pixels to float32 [0, 1]: floats in [0, 1] as they are; integers (or integral floats)
+    in 0..255 / 255 (8-bit, as the CAMUS reader takes them, whatever the storage type);
+    16-bit data (a 16-bit PNG, or uint16 values above 255) / 65535."""
     if array.size == 0 or min(array.shape) == 0:
         raise ImageReadError(f"{path}: empty image (shape {array.shape})")
     if array.dtype == bool or not (
@@ -124,7 +127,7 @@ def _to_unit_range(array: np.ndarray, path: Path) -> np.ndarray:
         if n_bad:
             raise ImageReadError(f"{path}: {n_bad} pixel(s) are NaN or infinite")
     lo, hi = float(array.min()), float(array.max())
-    if array.dtype == np.uint16:
+    if array.dtype == np.uint16 and (sixteen_bit or hi > 255):
         return (array / 65535.0).astype(np.float32)
     if lo < 0:
         raise ImageReadError(f"{path}: negative pixel values ({lo:g}..{hi:g}); expected B-mode")
@@ -207,10 +210,13 @@ def _read_png(path: Path, png_spacing) -> InputImage:
         )
     if mode == "P":
         raise ImageReadError(f"{path}: a palette image; expected grayscale intensities")
-    if mode == "I" and 255 < array.max(initial=0) <= 65535 and array.min(initial=0) >= 0:
-        array = array.astype(np.uint16)  # a 16-bit PNG that Pillow widened to int32
+    sixteen_bit = mode.startswith("I;16") or (
+        mode == "I" and array.min(initial=0) >= 0 and array.max(initial=0) <= 65535
+    )
+    if sixteen_bit:
+        array = array.astype(np.uint16)  # Pillow may widen 16-bit PNGs to int32 ("I")
     spacing = None if png_spacing is None else (float(png_spacing[0]), float(png_spacing[1]))
-    return InputImage(path, _to_unit_range(array, path), spacing, "png", None)
+    return InputImage(path, _to_unit_range(array, path, sixteen_bit), spacing, "png", None)
 
 
 def find_images(

@@ -223,3 +223,22 @@ def test_predict_only_good_files_exit_zero_and_usage_errors(model_file, tmp_path
         keras_runet.export.load_model(path), [tmp_path / "x.png"], tmp_path, overlays=False
     )
     assert rows[0]["status"] == "error" and "overwrite an input" in rows[0]["error"]
+
+
+def test_read_input_image_intensities_and_spacing(tmp_path):
+    ramp16 = (np.arange(60 * 80).reshape(60, 80) * 13).astype(np.uint16)
+    Image.fromarray(ramp16).save(tmp_path / "p16.png")
+    img = pr.read_input_image(tmp_path / "p16.png", png_spacing=(0.2, 0.4))
+    np.testing.assert_allclose(img.pixels, ramp16 / 65535.0, rtol=1e-6)
+    assert img.spacing == (0.2, 0.4) and img.fmt == "png"
+    # 8-bit values stored as int16 in a MetaImage: / 255, as the CAMUS reader takes them.
+    px = np.arange(40 * 30, dtype=np.int16).reshape(40, 30) % 256
+    sitk.WriteImage(_sitk(px, (0.3, 0.15)), str(tmp_path / "i16.mhd"))
+    img = pr.read_input_image(tmp_path / "i16.mhd")
+    np.testing.assert_allclose(img.pixels, px / 255.0, rtol=1e-6)
+    assert img.spacing == pytest.approx((0.15, 0.3))  # (row, col) from SimpleITK's (x, y)
+    sitk.WriteImage(_sitk(px - 10, (1.0, 1.0)), str(tmp_path / "neg.mhd"))
+    with pytest.raises(pr.ImageReadError, match="neg.mhd: negative"):
+        pr.read_input_image(tmp_path / "neg.mhd")
+    with pytest.raises(pr.ImageReadError, match="not a supported image"):
+        pr.read_input_image(tmp_path / "scan.dcm")
