@@ -230,7 +230,9 @@ def call_signature(signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.
         value = inputs[name]
         try:
             if spec.dtype == tf.string:
-                tensor = tf.constant(np.asarray(value, dtype=object).astype(bytes))
+                # Not .astype(bytes): numpy's fixed-width bytes drop trailing NUL bytes,
+                # which corrupts binary payloads such as encoded images.
+                tensor = tf.constant(np.asarray(value, dtype=object), dtype=tf.string)
             else:
                 arr = np.asarray(value)
                 if arr.dtype == object or arr.dtype.kind in "SU":

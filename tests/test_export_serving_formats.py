@@ -162,3 +162,22 @@ def test_grpc_predict_request_round_trip(exported):
     sig2, inputs2 = serving.predict_request_to_inputs(req2)
     out2 = serving.call_signature(loaded.signatures[sig2], inputs2)
     assert out2["segmentation"].shape == (1, SIZE, SIZE)
+
+
+def test_binary_inputs_keep_every_byte(tmp_path):
+    """Encoded images are binary: a payload ending in NUL bytes must arrive unchanged."""
+    module = tf.Module()
+    module.f = tf.function(
+        lambda data: {"length": tf.strings.length(data), "echo_bytes": data},
+        input_signature=[tf.TensorSpec([None], tf.string, name="data")],
+    )
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serving_default": module.f})
+    sig = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"]
+    payload = b"\x89PNG\x00\x01\x00\x00"
+    body = {"instances": [{"b64": base64.b64encode(payload).decode()}]}
+    name, inputs, fmt = serving.rest_request_to_inputs(body, input_names=["data"])
+    outputs = serving.call_signature(sig, inputs)
+    assert outputs["length"].tolist() == [len(payload)]
+    reply = serving.rest_response(outputs, fmt)
+    # Outputs named *_bytes go back base64-encoded, as TF Serving does.
+    assert base64.b64decode(reply["predictions"][0]["echo_bytes"]["b64"]) == payload
