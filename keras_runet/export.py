@@ -229,7 +229,8 @@ def make_serving_functions(model: keras.Model) -> dict:
     has_coarse = "coarse" in model.output
 
     def predict_native(image):
-        tf.debugging.assert_all_finite(image, "image contains NaN or infinite values")
+        # Use the checked tensor, so that the check cannot be pruned from the graph.
+        image = tf.debugging.assert_all_finite(image, "image contains NaN or infinite values")
         native = tf.shape(image)[1:3]
         x = tf.image.resize(image, (height, width), method="bilinear")
         out = model(x, training=False)
