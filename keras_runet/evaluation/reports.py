@@ -647,6 +647,7 @@ def evaluate_and_report(
     references: Mapping | None = None,
     figures: bool = True,
     worst_k: int = 6,
+    distance_method: str = "edt",
 ) -> tuple[list[dict], dict[str, Path]]:
     """Evaluate items and write the whole report: the one call for a data pipeline.
 
@@ -660,6 +661,7 @@ def evaluate_and_report(
         references: per-patient reference volumes for the EF table (None: reference masks).
         figures: draw ``hd_distribution.png`` and ``worst_cases.png``.
         worst_k: number of worst cases drawn.
+        distance_method: "edt" (default) or "kdtree" (same numbers, faster).
 
     Returns:
         ``(rows, paths)``; paths as :func:`write_report`'s, plus ``"worst_figure"``.
@@ -670,7 +672,11 @@ def evaluate_and_report(
 
     items = list(items)
     rows = evaluate_label_maps(
-        items, workers=workers, thresholds=thresholds, postprocess=postprocess
+        items,
+        workers=workers,
+        thresholds=thresholds,
+        postprocess=postprocess,
+        distance_method=distance_method,
     )
     paths = write_report(
         rows, out_dir, thresholds=thresholds, references=references, figures=figures
