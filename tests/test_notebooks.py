@@ -1,0 +1,159 @@
+"""The Colab notebooks in notebooks/: committed stripped, in sync with their generator, and
+executed top to bottom with tiny parameters (a failing cell fails the test).
+
+The notebooks share one work directory, in the order a user runs them: the tuning and export
+notebooks reuse the synthetic CAMUS and the model of the training notebook. Each one also
+runs alone (it then writes the data, or trains a model, itself).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = ("01_train_runet.ipynb", "03_export_and_serve.ipynb")
+
+# Tiny values for the parameters cells: each notebook runs in about a minute on 2 CPU cores.
+TINY = {
+    "RUNET_NB_CAMUS_DIR": "",
+    "RUNET_NB_PATIENTS": "10",
+    "RUNET_NB_SCALE": "0.3",
+    "RUNET_NB_IMAGE_SIZE": "64",
+    "RUNET_NB_WIDTH": "0.25",
+    "RUNET_NB_EPOCHS": "2",
+    "RUNET_NB_BATCH_SIZE": "8",
+    "RUNET_NB_MAX_TRIALS": "2",
+    "RUNET_NB_TUNE_EPOCHS": "1",
+}
+CELL_TIMEOUT_S = 300
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location(
+        "make_notebooks", NOTEBOOK_DIR / "make_notebooks.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebooks_are_committed_without_outputs():
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [], f"{name}: cell {cell.id} has outputs"
+                assert cell.execution_count is None, f"{name}: cell {cell.id} was executed"
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_notebooks_are_in_sync_with_their_generator(tmp_path):
+    generator = _generator()
+    assert sorted(generator.NOTEBOOKS) == sorted(NOTEBOOKS)
+    for name in NOTEBOOKS:
+        committed = (NOTEBOOK_DIR / name).read_text(encoding="utf-8")
+        assert committed == generator.render(name), (
+            f"notebooks/{name} differs from what notebooks/make_notebooks.py writes: "
+            "edit the generator, then run `python notebooks/make_notebooks.py`"
+        )
+    assert generator.main(["--check"]) == 0
+
+
+def test_notebook_readme_has_a_colab_badge_per_notebook():
+    readme = (NOTEBOOK_DIR / "README.md").read_text(encoding="utf-8")
+    generator = _generator()
+    for name in NOTEBOOKS:
+        assert generator.colab_url(name) in readme
+        nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+        assert generator.colab_url(name) in nb.cells[0].source
+
+
+def test_notebooks_are_guarded_for_colab():
+    for name in NOTEBOOKS:
+        source = "\n".join(c.source for c in nbformat.read(NOTEBOOK_DIR / name, as_version=4).cells)
+        assert 'IN_COLAB = "google.colab" in sys.modules' in source
+        for line in source.splitlines():
+            if line.lstrip().startswith(("%pip", "!pip", "drive.mount(")):
+                assert line.startswith("    "), f"{name}: unguarded {line.strip()!r}"
+
+
+@pytest.fixture(scope="module")
+def work_dir(tmp_path_factory):
+    """One work directory for the three notebooks, as when a user runs them in order."""
+    return tmp_path_factory.mktemp("notebooks")
+
+
+def _execute(name: str, work_dir: Path, monkeypatch) -> nbformat.NotebookNode:
+    from nbclient import NotebookClient
+
+    for key, value in TINY.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RUNET_NB_WORK_DIR", str(work_dir / "work"))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.delenv("RUNET_NB_MODEL", raising=False)
+    nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+    cwd = work_dir / "cwd"
+    cwd.mkdir(exist_ok=True)
+    # The kernel is the python3 kernelspec that ipykernel installs into the environment;
+    # jupyter_client starts it with this interpreter (sys.executable).
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_S,
+        resources={"metadata": {"path": str(cwd)}},
+    )
+    start = time.perf_counter()
+    client.execute()  # raises CellExecutionError, with the cell and its traceback
+    print(f"{name}: {time.perf_counter() - start:.0f} s")
+    return nb
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out["text"])
+            elif "data" in out:
+                parts.append(out["data"].get("text/markdown", out["data"].get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def _image_count(nb) -> int:
+    return sum(
+        "image/png" in out.get("data", {}) for cell in nb.cells for out in cell.get("outputs", [])
+    )
+
+
+@pytest.mark.slow
+def test_notebook_01_train_runs_top_to_bottom(work_dir, monkeypatch):
+    nb = _execute("01_train_runet.ipynb", work_dir, monkeypatch)
+    text = _outputs_text(nb)
+    assert "Using a synthetic CAMUS of 10 patients" in text
+    assert "## Geometric performance and outliers" in text  # the evaluation tables
+    assert "| runet | coarse |" in text and "| runet | segmentation |" in text
+    assert "outliers among" in text
+    # examples, learning curves, HD distribution, best cases, worst cases
+    assert _image_count(nb) >= 5
+    run_dir = work_dir / "work" / "train"
+    for name in ("best.keras", "last.keras", "state.json", "history.csv"):
+        assert (run_dir / name).exists(), name
+    assert (run_dir / "evaluation" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_notebook_03_export_runs_top_to_bottom(work_dir, monkeypatch):
+    nb = _execute("03_export_and_serve.ipynb", work_dir, monkeypatch)
+    text = _outputs_text(nb)
+    assert "serving_default" in text and "serving_bytes" in text
+    assert "docker run -p 8501:8501" in text
+    versions = list((work_dir / "work" / "export" / "runet").glob("[0-9]*/saved_model.pb"))
+    assert versions, "no exported version"
