@@ -61,6 +61,8 @@ class TrainConfig:
         dtype: None/"float32", "mixed_bfloat16" or "mixed_float16".
         distribute: None, "mirrored" or "multiworker".
         steps_per_epoch: None for one pass over the training split per epoch.
+        run_eagerly: run the train and test steps eagerly (no graph tracing): faster for
+            tiny models on CPU, where tracing costs more than the training (tests).
     """
 
     model: str = "runet"
@@ -78,6 +80,7 @@ class TrainConfig:
     dtype: str | None = None
     distribute: str | None = None
     steps_per_epoch: int | None = None
+    run_eagerly: bool = False
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -277,6 +280,8 @@ def train(
             log.info("%s: resuming after epoch %d", run_dir, initial_epoch)
         else:
             model = build_and_compile(config)
+    if config.run_eagerly:
+        model.run_eagerly = True
 
     n_train = num_train_examples or dataset_size(train_examples)
     steps = config.steps_per_epoch or steps_per_epoch(n_train, config.batch_size)
