@@ -22,6 +22,9 @@ install_requires = [
     "keras>=3.15,<3.16",
     "tensorflow-datasets==4.9.10",
     "keras-tuner==1.4.8",
+    # KerasTuner's BayesianOptimizationOracle imports scikit-learn (Gaussian process) but
+    # does not declare it; `runet tune --oracle bayesian` needs it.
+    "scikit-learn>=1.4",
     # Not declared by the packages that import them (see DESIGN.md, "known traps").
     "tensorboard>=2.20",
     "importlib_resources>=6",

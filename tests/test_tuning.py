@@ -1,0 +1,297 @@
+"""KerasTuner search over RU-Net's dil and shift: objectives, resume, reproducibility, CLI.
+
+The distributed (chief + workers over loopback) test is in test_tuning_distributed.py.
+Every search asserts that each trial's status is COMPLETED: KerasTuner's search returns
+normally when every trial fails (DESIGN.md, known traps).
+"""
+
+import json
+import math
+import shutil
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_runet import cli, tuning
+from keras_runet.cross_validation import fold_split_strings
+from keras_runet.training import TrainConfig
+
+# Tiny trials: a 64 x 64 quarter-width RU-Net, one epoch, eager (no graph tracing, which
+# costs more than such a training on CPU).
+TINY = TrainConfig(
+    width=0.25, image_size=(64, 64), epochs=1, batch_size=8, patience=0, seed=1, run_eagerly=True
+)
+
+
+@pytest.fixture(scope="session")
+def camus_tune(tmp_path_factory):
+    """A prepared synthetic CAMUS with fold 1's parts: groups 1 (test), 2 (val), 3 (train)."""
+    import tfds_camus
+    from keras_runet import data
+
+    root_dir = tmp_path_factory.mktemp("camus_tune")
+    ids = [p for k in (1, 2, 3) for p in tfds_camus.folds.group_patients(k)[:2]]
+    root = tfds_camus.phantom.write_synthetic_camus(
+        root_dir / "camus", patient_ids=ids, scale=0.3, seed=3
+    )
+    builder = data.prepare_camus(root, root_dir / "tfds")
+    return {"root": root, "data_dir": root_dir / "tfds", "builder": builder}
+
+
+def _splits(camus):
+    builder = camus["builder"]
+    s = fold_split_strings(builder, 1)
+    return builder.as_dataset(split=s["train"]), builder.as_dataset(split=s["validation"])
+
+
+def _search(camus, study_dir, **kwargs):
+    options = dict(base_config=TINY, oracle="random", objective="outliers", max_trials=2)
+    options.update(kwargs)
+    return tuning.run_search(study_dir, *_splits(camus), figure=False, **options)
+
+
+def _assert_all_completed(rows, n):
+    assert len(rows) == n
+    statuses = {r["trial_id"]: r["status"] for r in rows}
+    assert all(s == "COMPLETED" for s in statuses.values()), statuses
+
+
+@pytest.fixture(scope="module")
+def study(camus_tune, tmp_path_factory):
+    study_dir = tmp_path_factory.mktemp("tuning") / "study"
+    result = tuning.run_search(study_dir, *_splits(camus_tune), base_config=TINY,
+                               oracle="random", objective="outliers", max_trials=2)  # fmt: skip
+    return result
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_tuning_objectives_have_explicit_directions():
+    assert tuning.make_objective("dice") == keras_tuner.Objective(
+        "val_segmentation_dice", direction="max"
+    )
+    for name in ("outliers", "geometric", "anatomical"):
+        objective = tuning.make_objective(name)
+        assert objective.direction == "min" and objective.name.endswith("outlier_rate")
+    assert tuning.make_objective("val_outlier_rate").direction == "min"
+    with pytest.raises(ValueError, match="'accuracy'"):
+        tuning.make_objective("accuracy")
+
+
+def test_tuning_search_space_checks_name_the_value():
+    with pytest.raises(ValueError, match=r"dil_range.*\(40, 3\)"):
+        tuning.SearchSpace(dil_range=(40, 3))
+    with pytest.raises(ValueError, match=r"shift_range.*\(0.1, 1.5\)"):
+        tuning.SearchSpace(shift_range=(0.1, 1.5))
+    with pytest.raises(ValueError, match=r"shift_values.*1.2"):
+        tuning.SearchSpace(shift_values=(0.5, 1.2))
+    assert tuning.SearchSpace(dil_values=(11, 30), shift_values=(0.5, 0.7)).grid_size() == 4
+    assert tuning.SearchSpace(dil_range=(3, 11), dil_step=4, shift_step=0.4).grid_size() == 3 * 3
+    assert tuning.SearchSpace().grid_size() is None  # continuous shift
+    objective = tuning.make_objective("outliers")
+    with pytest.raises(ValueError, match="finite space"):
+        tuning.make_oracle("grid", objective, space=tuning.SearchSpace())
+    with pytest.raises(ValueError, match="'annealing'"):
+        tuning.make_oracle("annealing", objective)
+    for name in tuning.ORACLES:
+        oracle = tuning.make_oracle(
+            name, objective, space=tuning.SearchSpace(shift_step=0.2), max_epochs=4
+        )
+        assert oracle.objective == objective
+
+
+def test_tuning_search_space_declares_the_hyperparameters():
+    space = tuning.SearchSpace(
+        dil_range=(3, 40), shift_range=(0.1, 0.9), tune_learning_rate=True, tune_loss_weights=True
+    )
+    hp = keras_tuner.HyperParameters()
+    hypermodel = tuning.RunetHyperModel(space, TINY)
+    config = hypermodel.train_config(hp)
+    assert set(hp.values) == {"dil", "shift", "learning_rate", "coarse_loss_weight"}
+    assert (config.dil, config.shift) == (hp.values["dil"], hp.values["shift"])
+    assert config.learning_rate == hp.values["learning_rate"]
+    assert config.loss_weights == {
+        "coarse": hp.values["coarse_loss_weight"],
+        "segmentation": 1.0,
+    }
+    hp.values.update({"dil": 30, "shift": 0.7})
+    model = hypermodel.build(hp)
+    roi = model.get_layer("roi_attention")
+    assert (roi.dil, roi.shift) == (30, 0.7)
+    assert set(model.output_names) == {"coarse", "segmentation"}
+    with pytest.raises(ValueError, match="'unet1'"):
+        tuning.RunetHyperModel(space, TrainConfig(model="unet1"))
+
+
+def test_tuning_outlier_rates_count_either_kind():
+    def row(geo, ana, dice=0.8):
+        return {"geometric_outlier": geo, "anatomical_outlier": ana, "LVendo_dice": dice,
+                "LVepi_dice": dice, "LA_dice": math.nan}  # fmt: skip
+
+    rates = tuning.outlier_rates(
+        [row(True, False), row(True, True), row(False, False), row(False, True)]
+    )
+    assert rates["val_outlier_rate"] == 0.75
+    assert rates["val_geometric_outlier_rate"] == 0.5
+    assert rates["val_anatomical_outlier_rate"] == 0.5
+    assert rates["val_native_dice"] == pytest.approx(0.8 * 2 / 3)  # a missing LA scores 0
+    assert rates["val_images"] == 4
+    with pytest.raises(ValueError, match="no evaluation rows"):
+        tuning.outlier_rates([])
+
+
+# --------------------------------------------------------------------------- searches
+
+
+def test_tuning_search_completes_every_trial_and_writes_the_table(study):
+    _assert_all_completed(study.rows, 2)
+    table = tuning.read_results_csv(study.paths["results_csv"])
+    assert [r["trial_id"] for r in table] == [r["trial_id"] for r in study.rows]
+    assert all(r["status"] == "COMPLETED" for r in table)
+    for r in study.rows:
+        assert 3 <= r["dil"] <= 40 and 0.1 <= r["shift"] <= 0.9
+        assert 0.0 <= r["val_segmentation_dice"] <= 1.0
+        for name in ("val_outlier_rate", "val_geometric_outlier_rate",
+                     "val_anatomical_outlier_rate"):  # fmt: skip
+            # 8 validation images: rates are multiples of 1/8
+            assert r[name] * 8 == pytest.approx(round(r[name] * 8))
+        assert r["val_outlier_rate"] >= max(
+            r["val_geometric_outlier_rate"], r["val_anatomical_outlier_rate"]
+        )
+        assert r["score"] == r["val_outlier_rate"] and r["seconds"] > 0
+    trial_dir = study.study_dir / "keras_tuner" / f"trial_{study.rows[0]['trial_id']}"
+    result = json.loads((trial_dir / "result.json").read_text())
+    assert result["val_images"] == 8
+    assert (trial_dir / "run" / "best.keras").exists()
+    assert study.paths["figure"].stat().st_size > 10_000
+    best = json.loads(study.paths["best_json"].read_text())
+    assert best["direction"] == "min" and best["best"]["trial_id"] == study.best["trial_id"]
+    assert study.best["score"] == min(r["score"] for r in study.rows)
+    assert study.trials_run == 2
+
+
+def test_tuning_rerun_resumes_without_repeating_finished_trials(study, camus_tune, tmp_path):
+    study_dir = tmp_path / "study"
+    shutil.copytree(study.study_dir, study_dir)
+    again = _search(camus_tune, study_dir, max_trials=2)
+    assert again.trials_run == 0  # everything was finished
+    extended = _search(camus_tune, study_dir, max_trials=3)
+    assert extended.trials_run == 1
+    _assert_all_completed(extended.rows, 3)
+    for before, after in zip(study.rows, extended.rows[:2], strict=False):
+        assert before == {**after, "is_best": before["is_best"]}
+    runs = [e["trial_id"] for e in tuning.read_executions(study_dir)]
+    assert sorted(runs) == sorted(r["trial_id"] for r in extended.rows)  # each ran once
+    with pytest.raises(ValueError, match="another configuration.*oracle"):
+        _search(camus_tune, study_dir, oracle="bayesian")
+
+
+def test_tuning_rerun_retries_an_interrupted_trial(study, camus_tune, tmp_path):
+    # A trial that was running when the process died: the oracle state says "ongoing".
+    study_dir = tmp_path / "study"
+    shutil.copytree(study.study_dir, study_dir)
+    oracle_path = study_dir / "keras_tuner" / "oracle.json"
+    state = json.loads(oracle_path.read_text())
+    last = study.rows[-1]["trial_id"]
+    state["ongoing_trials"] = {"tuner0": last}
+    state["end_order"].remove(last)
+    state["run_times"][last] = 0
+    oracle_path.write_text(json.dumps(state))
+    trial_path = study_dir / "keras_tuner" / f"trial_{last}" / "trial.json"
+    trial = json.loads(trial_path.read_text())
+    trial["status"], trial["score"] = "RUNNING", None
+    trial["metrics"]["metrics"] = {}
+    trial_path.write_text(json.dumps(trial))
+    (study_dir / "keras_tuner" / f"trial_{last}" / "run" / "done.json").unlink()
+
+    resumed = _search(camus_tune, study_dir, max_trials=2)
+    assert resumed.trials_run == 1  # only the interrupted trial ran again
+    _assert_all_completed(resumed.rows, 2)
+    runs = [e["trial_id"] for e in tuning.read_executions(study_dir)]
+    assert runs.count(last) == 2 and len(runs) == 3
+    assert resumed.rows[-1]["val_segmentation_dice"] == pytest.approx(
+        study.rows[-1]["val_segmentation_dice"]
+    )
+
+
+def test_tuning_is_reproducible_with_a_seed(study, camus_tune, tmp_path):
+    again = _search(camus_tune, tmp_path / "same_seed")
+    _assert_all_completed(again.rows, 2)
+    for a, b in zip(study.rows, again.rows, strict=True):
+        assert (a["dil"], a["shift"]) == (b["dil"], b["shift"])
+        for name in ("val_segmentation_dice", "val_outlier_rate", "val_native_dice"):
+            assert a[name] == pytest.approx(b[name], abs=1e-5), name
+    other = tuning.make_oracle("random", tuning.make_objective("outliers"), seed=2)
+    hp = other.get_space()
+    tuning.SearchSpace().declare(hp)
+    other.update_space(hp)
+    other._set_project_dir(str(tmp_path), "other_seed")
+    values = other.populate_space("0")["values"]
+    assert (values["dil"], values["shift"]) != (study.rows[0]["dil"], study.rows[0]["shift"])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_tune_command_grid_retrain_and_export(camus_tune, tmp_path, capsys):
+    out, export = tmp_path / "grid", tmp_path / "export"
+    argv = ["tune", "--data-dir", str(camus_tune["data_dir"]), "--out", str(out),
+            "--oracle", "grid", "--dil-values", "11,30", "--shift-values", "0.7",
+            "--max-trials", "5", "--epochs", "1", "--width", "0.25", "--image-size", "64",
+            "--seed", "1", "--run-eagerly", "--objective", "dice",
+            "--retrain-best", "--export-best", str(export)]  # fmt: skip
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    table = tuning.read_results_csv(out / "results.csv")
+    assert [(r["dil"], r["shift"], r["status"]) for r in table] == [
+        ("11", "0.7", "COMPLETED"),
+        ("30", "0.7", "COMPLETED"),
+    ]  # the grid is exhausted after 2 of the 5 trials
+    best = json.loads((out / "best.json").read_text())["best"]
+    assert f"best: trial {best['trial_id']}: dil={best['dil']} shift=0.7" in printed
+    assert (out / "best.keras").exists() and (out / "objective.png").exists()
+    assert (export / "1" / "saved_model.pb").exists()
+    assert "exported:" in printed
+    # A rerun resumes: nothing left to run, same table.
+    assert cli.main(argv[:-3]) == 0
+    assert len(tuning.read_executions(out)) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dil-range", "40,3"], "bad --dil-range '40,3'"),
+        (["--shift-range", "0.2,1.5"], "shift_range must satisfy"),
+        (["--oracle", "grid"], "--oracle grid needs a finite grid"),
+        (["--max-trials", "0"], "--max-trials must be at least 1, got 0"),
+        (["--tuner-id", "tuner0"], "missing KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT"),
+        (["--oracle", "hyperband", "--epochs", "1"], "needs --epochs >= 2"),
+    ],
+)
+def test_tune_command_usage_errors_are_one_line(tmp_path, capsys, monkeypatch, extra, message):
+    for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    argv = ["tune", "--data-dir", str(tmp_path), "--out", str(tmp_path / "s"), *extra]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_tuning_writes_a_figure_of_the_objective(tmp_path):
+    rows = [
+        {"trial_id": "0", "status": "COMPLETED", "dil": 11, "shift": 0.5,
+         "val_outlier_rate": 0.2, "is_best": False},
+        {"trial_id": "1", "status": "COMPLETED", "dil": 30, "shift": 0.7,
+         "val_outlier_rate": 0.1, "is_best": True},
+        {"trial_id": "2", "status": "FAILED", "dil": 20, "shift": 0.3,
+         "val_outlier_rate": math.nan, "is_best": False},
+    ]  # fmt: skip
+    path = tuning.plot_objective(rows, tmp_path / "objective.png", space=tuning.SearchSpace())
+    from PIL import Image
+
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape[0] > 300 and image.shape[1] > 400
+    red = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)
+    assert red.sum() > 50  # the best trial's star
