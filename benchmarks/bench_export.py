@@ -50,17 +50,24 @@ def mib(n: int) -> str:
 
 
 def median_per_image(fns: dict, batch: int, repeats: int) -> dict:
-    """Median seconds per image of each callable, measured interleaved (fair under load)."""
+    """Median wall and CPU (all threads) seconds per image of each callable, measured
+    interleaved so that load from other jobs hits every callable alike. CPU time is less
+    sensitive to a busy machine than wall time."""
     for fn in fns.values():  # warm-up (tracing, oneDNN primitive creation)
         fn()
         fn()
-    times = {name: [] for name in fns}
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) / batch for name, t in times.items()}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {
+        name: (statistics.median(wall[name]) / batch, statistics.median(cpu[name]) / batch)
+        for name in fns
+    }
 
 
 def saved_model_cli_listing(version_dir: Path) -> str:
@@ -92,8 +99,8 @@ def bench_model(kind: str, out: Path, repeats: int) -> None:
     loaded = tf.saved_model.load(str(version_dir))
     serving = loaded.signatures["serving_default"]
     rng = np.random.default_rng(0)
-    print(f"median per-image latency, {repeats} interleaved repeats (ms):")
-    print(f"{'batch':>5}  {'size':>9}  {'serving_default':>15}  {'keras predict_on_batch':>22}")
+    print(f"median per image, {repeats} interleaved repeats, wall ms (CPU ms, all threads):")
+    print(f"{'batch':>5}  {'size':>9}  {'serving_default':>17}  {'keras predict_on_batch':>22}")
     for batch in (1, 8):
         x = rng.random((batch, 256, 256, 1), dtype=np.float32)
         xt = tf.constant(x)
@@ -105,11 +112,15 @@ def bench_model(kind: str, out: Path, repeats: int) -> None:
             batch,
             repeats,
         )
-        print(f"{batch:>5}  {'256x256':>9}  {t['serving'] * 1e3:>15.1f}  {t['keras'] * 1e3:>22.1f}")
+        print(f"{batch:>5}  {'256x256':>9}  {fmt(t['serving']):>17}  {fmt(t['keras']):>22}")
     for batch in (1, 8):
         xt = tf.constant(rng.random((batch, 780, 550, 1), dtype=np.float32))
         t = median_per_image({"serving": lambda xt=xt: serving(image=xt)}, batch, repeats)
-        print(f"{batch:>5}  {'780x550':>9}  {t['serving'] * 1e3:>15.1f}  {'(fixed size)':>22}")
+        print(f"{batch:>5}  {'780x550':>9}  {fmt(t['serving']):>17}  {'(fixed size)':>22}")
+
+
+def fmt(wall_cpu) -> str:
+    return f"{wall_cpu[0] * 1e3:.1f} ({wall_cpu[1] * 1e3:.1f})"
 
 
 def main(argv=None) -> int:
