@@ -57,14 +57,21 @@ def _prepare(config: str, manual_dir: Path, work: Path) -> dict:
     data_dir = work / f"tfds_{config}"
     shutil.rmtree(data_dir, ignore_errors=True)
     builder = tfds.builder(f"camus/{config}", data_dir=str(data_dir))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     )
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     splits = {name: info.num_examples for name, info in builder.info.splits.items()}
     size = sum(f.stat().st_size for f in data_dir.rglob("*") if f.is_file())
-    return {"config": config, "seconds": seconds, "splits": splits, "bytes": size}
+    return {
+        "config": config,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "splits": splits,
+        "bytes": size,
+    }
 
 
 def main() -> None:
@@ -97,6 +104,9 @@ def main() -> None:
         "scale": args.scale,
         "patients_found": len(patients),
         "generate_seconds": gen_seconds,
+        # Wall times depend on what else runs on the machine: the load is recorded, and the
+        # CPU time of this process (all its threads) is given beside the wall time.
+        "load_before": round(os.getloadavg()[0], 1),
         "configs": [],
     }
     for config in args.configs:
@@ -111,14 +121,18 @@ def main() -> None:
         f"synthetic CAMUS: {len(patients)} patients, {args.layout} layout, scale {args.scale:g}"
         + (f", written in {gen_seconds:.0f} s" if gen_seconds else " (reused)")
     )
-    print(f"{'config':<20}{'prepare (s)':>12}{'examples':>10}{'MB':>8}  examples per split")
+    print(f"load average before / after: {results['load_before']} / {os.getloadavg()[0]:.1f}")
+    print(
+        f"{'config':<20}{'prepare (s)':>12}{'CPU (s)':>9}{'examples':>10}{'MB':>8}"
+        "  examples per split"
+    )
     for res in results["configs"]:
         splits = res["splits"]
         total = sum(splits.values())
         per_split = ", ".join(f"{k} {v}" for k, v in splits.items())
         print(
-            f"{res['config']:<20}{res['seconds']:>12.1f}{total:>10}{res['bytes'] / 1e6:>8.0f}"
-            f"  {per_split}"
+            f"{res['config']:<20}{res['seconds']:>12.1f}{res['cpu_seconds']:>9.1f}{total:>10}"
+            f"{res['bytes'] / 1e6:>8.0f}  {per_split}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
