@@ -242,3 +242,19 @@ def test_read_input_image_intensities_and_spacing(tmp_path):
         pr.read_input_image(tmp_path / "neg.mhd")
     with pytest.raises(pr.ImageReadError, match="not a supported image"):
         pr.read_input_image(tmp_path / "scan.dcm")
+
+
+def test_reference_shapes_are_not_suspicious(tmp_path):
+    """The flag must not fire on plausible hearts: none of the synthetic CAMUS references
+    (expert-like shapes on CAMUS grids, anisotropic spacing) is flagged."""
+    from tfds_camus.phantom import write_synthetic_camus
+
+    root = write_synthetic_camus(tmp_path / "camus", 3, layout="original", scale=0.5)
+    files = sorted(root.rglob("*_E[DS]_gt.mhd"))
+    assert len(files) == 12
+    for f in files:
+        image = sitk.ReadImage(str(f))
+        labels = sitk.GetArrayFromImage(image).reshape(image.GetSize()[::-1][-2:])
+        spacing = (image.GetSpacing()[1], image.GetSpacing()[0])
+        row = pr.shape_criteria(labels, spacing)
+        assert not row["suspicious_shape"], (f.name, row["suspicious_reasons"])
