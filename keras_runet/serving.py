@@ -14,6 +14,8 @@ build requests and read replies:
   ``_bytes`` as the server does.
 - gRPC: :func:`predict_request_to_inputs` and :func:`predict_response` convert
   ``tensorflow_serving.apis.predict_pb2`` messages (install ``tensorflow-serving-api``).
+- :func:`rest_predict` and :func:`grpc_predict` do the whole round trip on a loaded
+  SavedModel (``tf.saved_model.load(version_dir)``): request in, reply out.
 - :func:`call_signature` calls a loaded signature (``tf.saved_model.load(path)
   .signatures[name]``) with numpy / list inputs, checking names, dtypes and ranks the way
   the server does, and returns numpy outputs.
@@ -37,6 +39,8 @@ __all__ = [
     "make_predict_request",
     "predict_request_to_inputs",
     "predict_response",
+    "grpc_predict",
+    "rest_predict",
     "rest_request_to_inputs",
     "rest_response",
 ]
@@ -341,3 +345,45 @@ def predict_response(
     for name in names:
         response.outputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(outputs[name])))
     return response
+
+
+def _signature(loaded, name: str):
+    try:
+        return loaded.signatures[name]
+    except KeyError:
+        raise ServingRequestError(
+            f"serving signature {name!r} not found; the model has {sorted(loaded.signatures)}"
+        ) from None
+
+
+def rest_predict(loaded, body) -> dict:
+    """Answer a REST predict body with a loaded SavedModel, as TF Serving does.
+
+    Args:
+        loaded: ``tf.saved_model.load(version_dir)``.
+        body: the JSON body (``str`` / ``bytes`` / ``dict``), row or columnar format.
+
+    Returns:
+        The reply as a dict: ``{"predictions": [...]}`` or ``{"outputs": {...}}``.
+
+    Raises:
+        ServingRequestError: what the server answers with HTTP 400 (unknown signature,
+            wrong input names, shapes or dtypes, NaN pixels...).
+    """
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as err:
+            raise ServingRequestError(f"request body is not JSON: {err}") from err
+    name = body.get("signature_name", DEFAULT_SIGNATURE) if isinstance(body, Mapping) else None
+    signature = _signature(loaded, name or DEFAULT_SIGNATURE)
+    input_names = list(signature.structured_input_signature[1])
+    _, inputs, request_format = rest_request_to_inputs(body, input_names)
+    return rest_response(call_signature(signature, inputs), request_format)
+
+
+def grpc_predict(loaded, request):
+    """Answer a gRPC ``PredictRequest`` with a loaded SavedModel: a ``PredictResponse``."""
+    name, inputs = predict_request_to_inputs(request)
+    outputs = call_signature(_signature(loaded, name), inputs)
+    return predict_response(outputs, request)

@@ -181,3 +181,20 @@ def test_binary_inputs_keep_every_byte(tmp_path):
     reply = serving.rest_response(outputs, fmt)
     # Outputs named *_bytes go back base64-encoded, as TF Serving does.
     assert base64.b64decode(reply["predictions"][0]["echo_bytes"]["b64"]) == payload
+
+
+def test_round_trip_helpers(exported):
+    _, loaded = exported
+    x = _images(n=2, h=24, w=20, seed=7)
+    direct = _direct(loaded, x)
+    # Bare instances: the signature's only input, found from the signature itself.
+    reply = serving.rest_predict(loaded, json.dumps({"instances": x.tolist()}))
+    assert np.array_equal(
+        np.array([p["segmentation"] for p in reply["predictions"]]), direct["segmentation"]
+    )
+    with pytest.raises(serving.ServingRequestError, match="'nope' not found"):
+        serving.rest_predict(loaded, {"signature_name": "nope", "instances": x.tolist()})
+    pytest.importorskip("tensorflow_serving.apis.predict_pb2")
+    response = serving.grpc_predict(loaded, serving.make_predict_request({"image": x}))
+    assert np.array_equal(tf.make_ndarray(response.outputs["segmentation"]), direct["segmentation"])
+    assert sorted(response.outputs) == ["coarse", "probabilities", "segmentation"]
