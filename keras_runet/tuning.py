@@ -310,6 +310,7 @@ def make_oracle(
     hyperband_factor: int = 3,
     hyperband_iterations: int = 1,
     max_retries_per_trial: int = 0,
+    bayesian_initial_points: int | None = None,
 ) -> keras_tuner.Oracle:
     """A KerasTuner oracle: ``"random"``, ``"grid"``, ``"hyperband"`` or ``"bayesian"``.
 
@@ -323,6 +324,8 @@ def make_oracle(
         max_epochs: Hyperband's largest epoch budget (the study's epochs).
         hyperband_factor, hyperband_iterations: Hyperband's.
         max_retries_per_trial: reruns of a trial that raised before it is FAILED.
+        bayesian_initial_points: random trials before the Gaussian process takes over
+            (KerasTuner's default: 3 per hyper-parameter).
 
     Returns:
         The oracle.
@@ -340,7 +343,9 @@ def make_oracle(
             )
         return keras_tuner.oracles.GridSearchOracle(max_trials=max_trials, **common)
     if name == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
+        return keras_tuner.oracles.BayesianOptimizationOracle(
+            max_trials=max_trials, num_initial_points=bayesian_initial_points, **common
+        )
     if name == "hyperband":
         if int(max_epochs) < 2:
             raise ValueError(f"hyperband needs max_epochs >= 2, got {max_epochs!r}")

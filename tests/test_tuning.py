@@ -102,6 +102,33 @@ def test_tuning_search_space_checks_name_the_value():
         assert oracle.objective == objective
 
 
+def test_tuning_bayesian_oracle_proposes_from_its_gaussian_process(tmp_path):
+    # No training: the oracle is fed a known objective (best at dil 20, shift 0.5).
+    oracle = tuning.make_oracle(
+        "bayesian", tuning.make_objective("outliers"), max_trials=5, seed=0,
+        bayesian_initial_points=2,
+    )  # fmt: skip
+    oracle._set_project_dir(str(tmp_path), "bayesian")
+    hp = oracle.get_space()
+    tuning.SearchSpace().declare(hp)
+    oracle.update_space(hp)
+    for _ in range(5):
+        trial = oracle.create_trial("tuner0")
+        assert trial.status == "RUNNING"
+        values = trial.hyperparameters.values
+        rate = abs(values["dil"] - 20) / 40 + abs(values["shift"] - 0.5)
+        oracle.update_trial(trial.trial_id, {"val_outlier_rate": rate})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    rows = tuning.trial_rows(oracle)
+    _assert_all_completed(rows, 5)
+    assert len({(r["dil"], r["shift"]) for r in rows}) == 5
+    assert sum(r["is_best"] for r in rows) == 1
+    best = next(r for r in rows if r["is_best"])
+    assert best["score"] == min(r["score"] for r in rows)
+
+
 def test_tuning_search_space_declares_the_hyperparameters():
     space = tuning.SearchSpace(
         dil_range=(3, 40), shift_range=(0.1, 0.9), tune_learning_rate=True, tune_loss_weights=True
