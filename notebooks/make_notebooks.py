@@ -547,6 +547,244 @@ TRAIN = [
     ),
 ]
 
+# --------------------------------------------------------------------------- notebook 2
+
+TUNE_NAME = "02_tune_dil_shift.ipynb"
+
+TUNE = [
+    md(
+        f"""
+        # Tuning RU-Net's `dil` and `shift` with KerasTuner
+
+        **Description:** search RU-Net's two hyper-parameters with KerasTuner, minimising the
+        paper's outlier rate on the validation patients, then retrain the best setting.
+
+        {colab_badge(TUNE_NAME)}
+        """
+    ),
+    md(
+        """
+        ## Introduction
+
+        RU-Net has two hyper-parameters of its own: `dil`, the side of the box that dilates
+        the first U-Net's segmentation into a region of interest, and `shift`, the threshold
+        of the steep sigmoid that binarises it first. The paper tried `dil` 11 and 30 and
+        `shift` 0.5 and 0.7, and found the outlier reduction stable across them.
+
+        `keras_runet.tuning` runs that search with [KerasTuner](https://keras.io/keras_tuner/).
+        Each trial trains RU-Net on the fold's training patients with
+        `keras_runet.training.train` (resumable), reloads its best epoch, predicts the
+        validation patients, evaluates them on their native grid in mm, and reports to the
+        oracle the Keras validation Dice and the fraction of validation images that are
+        geometric or anatomical outliers. The objective here is that outlier rate, to
+        minimise: robustness is RU-Net's point.
+        """
+    ),
+    INSTALL_NOTE,
+    INSTALL,
+    code(
+        """
+        import os
+
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+        import logging
+        from pathlib import Path
+
+        import keras
+        import keras_tuner
+        from IPython.display import Markdown, display
+
+        import tfds_camus
+        from keras_runet import cross_validation, data, training, tuning
+
+        # keras-runet logs one line per trial: show them.
+        logger = logging.getLogger("keras_runet")
+        logger.setLevel(logging.INFO)
+        if not logger.handlers:
+            logger.addHandler(logging.StreamHandler())
+        """
+    ),
+    PARAMETERS_NOTE,
+    code(
+        PARAM_FUNCTION,
+        """
+        WORK_DIR = Path(param("WORK_DIR", "/content/runet" if IN_COLAB else "runet_notebooks"))
+        # The data, as in the first notebook.
+        CAMUS_DIR = param("CAMUS_DIR", "")
+        PATIENTS = param("PATIENTS", 100, int)
+        SCALE = param("SCALE", 0.5, float)
+        FOLD = param("FOLD", 1, int)
+
+        IMAGE_SIZE = param("IMAGE_SIZE", 256, int)
+        WIDTH = param("WIDTH", 1.0, float)
+        BATCH_SIZE = param("BATCH_SIZE", 8, int)
+        SEED = param("SEED", 0, int)
+
+        MAX_TRIALS = param("MAX_TRIALS", 8, int)  # trials of the search
+        TUNE_EPOCHS = param("TUNE_EPOCHS", 10, int)  # epochs of each trial
+        ORACLE = param("ORACLE", "bayesian")  # random, grid, hyperband or bayesian
+        OBJECTIVE = param("OBJECTIVE", "outliers")  # outliers, geometric, anatomical or dice
+        EPOCHS = param("EPOCHS", 30, int)  # epochs of the final retraining of the best setting
+
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        """,
+        tags=("parameters",),
+    ),
+    md(
+        """
+        ## The data
+
+        The same data as in the first notebook (reused if it is already in `WORK_DIR`):
+        CAMUS from your Drive if `CAMUS_DIR` is set, otherwise the synthetic CAMUS. The trials
+        train on the fold's training patients and are compared on its validation patients;
+        the test patients stay untouched until the end.
+        """
+    ),
+    DATA,
+    PREPARE,
+    md(
+        """
+        ## The search space
+
+        `SearchSpace` declares `dil` and `shift` in KerasTuner's hyper-parameters: here `dil`
+        from 5 to 35 pixels (at 256 x 256: the paper's 11 and 30 are inside) and `shift`
+        from 0.3 to 0.8. `RunetHyperModel` builds and compiles RU-Net from a trial's values,
+        every other setting coming from a base `TrainConfig`.
+        """
+    ),
+    code(
+        """
+        space = tuning.SearchSpace(dil_range=(5, 35), shift_range=(0.3, 0.8))
+        base_config = training.TrainConfig(
+            model="runet",
+            image_size=(IMAGE_SIZE, IMAGE_SIZE),
+            width=WIDTH,
+            epochs=TUNE_EPOCHS,
+            batch_size=BATCH_SIZE,
+            patience=0,
+            seed=SEED,
+        )
+        hp = keras_tuner.HyperParameters()
+        space.declare(hp)
+        for declared in hp.space:
+            print(declared.get_config())
+        """
+    ),
+    md(
+        """
+        ## The search
+
+        `run_search` creates the oracle and the tuner and runs the trials. The objective's
+        direction is always explicit (`Objective("val_outlier_rate", direction="min")`):
+        KerasTuner would otherwise guess it from the name. The study lives in `study_dir`:
+        rerunning this cell resumes it (finished trials are kept, an interrupted one
+        continues at its last finished epoch). The same search runs from the command line
+        (`runet tune`), and on several machines with KerasTuner's chief / worker mode (see
+        docs/tuning.md).
+        """
+    ),
+    code(
+        """
+        study_dir = WORK_DIR / "tuning" / f"fold{FOLD}"
+        train_examples = builder.as_dataset(split=splits["train"])
+        val_examples = builder.as_dataset(split=splits["validation"])
+        result = tuning.run_search(
+            study_dir,
+            train_examples,
+            val_examples,
+            base_config=base_config,
+            space=space,
+            oracle=ORACLE,
+            objective=OBJECTIVE,
+            max_trials=MAX_TRIALS,
+            fit_verbose=2,
+            data_description=f"{builder.info.full_name} from {manual_dir}, fold {FOLD}",
+        )
+        # A trial that raises is recorded as FAILED while the search goes on: check.
+        failed = [row for row in result.rows if row["status"] != "COMPLETED"]
+        if failed:
+            raise RuntimeError(f"{len(failed)} trial(s) did not complete: {failed}")
+        print(f"{len(result.rows)} trials completed in {study_dir}")
+        """
+    ),
+    md(
+        """
+        ## The results
+
+        One line per trial, best objective first (the same table is in `results.csv`):
+        """
+    ),
+    code(
+        """
+        objective = tuning.make_objective(OBJECTIVE)
+        ranked = sorted(result.rows, key=lambda row: row["score"], reverse=objective.direction == "max")
+        table = [
+            "| Trial | dil | shift | Val Dice (Keras) | Val Dice (native) | Outlier rate "
+            "| Geometric | Anatomical | Seconds |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in ranked:
+            star = " ★" if row["is_best"] else ""
+            table.append(
+                f"| {row['trial_id']}{star} | {row['dil']} | {row['shift']:.2f} "
+                f"| {row['val_segmentation_dice']:.3f} | {row['val_native_dice']:.3f} "
+                f"| {row['val_outlier_rate']:.2f} | {row['val_geometric_outlier_rate']:.2f} "
+                f"| {row['val_anatomical_outlier_rate']:.2f} | {row['seconds']:.0f} |"
+            )
+        display(Markdown("\\n".join(table)))
+        print(result.paths["results_csv"])
+        """
+    ),
+    md(
+        """
+        The objective over the searched space, the best trial starred:
+        """
+    ),
+    code(
+        """
+        display(keras.utils.load_img(result.paths["figure"]))
+        """
+    ),
+    md(
+        """
+        ## Retraining the best setting
+
+        The trials were short. `retrain_best` trains the best `dil` and `shift` again for
+        `EPOCHS` epochs (in `study_dir/best_run`, resumable) and copies the best epoch to
+        `study_dir/best.keras`. The held-out test patients, which no choice so far has seen,
+        then give its outlier rates.
+        """
+    ),
+    code(
+        """
+        print(f"best: dil={result.best['dil']}, shift={result.best['shift']:.2f}")
+        best_path = tuning.retrain_best(
+            study_dir, train_examples, val_examples, epochs=EPOCHS, fit_verbose=2
+        )
+        best_model = keras.saving.load_model(best_path)
+        test = tuning.evaluate_model(
+            best_model,
+            builder.as_dataset(split=splits["test"], shuffle_files=False),
+            image_size=(IMAGE_SIZE, IMAGE_SIZE),
+            batch_size=BATCH_SIZE,
+        )
+        print(f"{best_path}: on the {test['val_images']} test images")
+        for name in ("val_native_dice", "val_outlier_rate", "val_geometric_outlier_rate",
+                     "val_anatomical_outlier_rate"):  # fmt: skip
+            print(f"  {name.removeprefix('val_'):<26} {test[name]:.3f}")
+        """
+    ),
+    md(
+        """
+        `study_dir/best.keras` is a regular RU-Net: evaluate it in full as in the first
+        notebook, or export it for TF Serving with the third one
+        (`RUNET_NB_MODEL=<study_dir>/best.keras`).
+        """
+    ),
+]
+
 # --------------------------------------------------------------------------- notebook 3
 
 SERVE_NAME = "03_export_and_serve.ipynb"
@@ -717,23 +955,23 @@ SERVE = [
         ## The signatures
 
         `saved_model_cli` (installed with TensorFlow) shows what the server sees: the inputs
-        and outputs of each signature, with their dtypes and shapes (-1: any size).
+        and outputs of a signature, with their dtypes and shapes (-1: any size).
         """
     ),
     code(
         """
-        for signature in ("serving_default", "serving_bytes"):
-            shown = subprocess.run(
-                [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show",
-                 "--dir", str(version_dir), "--tag_set", "serve", "--signature_def", signature],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            print(f"{signature}:\\n{shown.stdout}")
+        shown = subprocess.run(
+            [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli", "show",
+             "--dir", str(version_dir), "--tag_set", "serve", "--signature_def", "serving_default"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        print(shown.stdout)
         """
     ),
     md(
         """
-        The same from Python: `tf.saved_model.load` needs only TensorFlow, as the server does.
+        The same for both signatures from Python: `tf.saved_model.load` needs only TensorFlow,
+        as the server does.
         """
     ),
     code(
@@ -903,6 +1141,7 @@ SERVE = [
 
 NOTEBOOKS = {
     TRAIN_NAME: (TRAIN, True),
+    TUNE_NAME: (TUNE, True),
     SERVE_NAME: (SERVE, False),
 }
 

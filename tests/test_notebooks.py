@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = ("01_train_runet.ipynb", "03_export_and_serve.ipynb")
+NOTEBOOKS = ("01_train_runet.ipynb", "02_tune_dil_shift.ipynb", "03_export_and_serve.ipynb")
 
 # Tiny values for the parameters cells: each notebook runs in about a minute on 2 CPU cores.
 TINY = {
@@ -147,6 +147,19 @@ def test_notebook_01_train_runs_top_to_bottom(work_dir, monkeypatch):
     for name in ("best.keras", "last.keras", "state.json", "history.csv"):
         assert (run_dir / name).exists(), name
     assert (run_dir / "evaluation" / "report.md").exists()
+
+
+@pytest.mark.slow
+def test_notebook_02_tune_runs_top_to_bottom(work_dir, monkeypatch):
+    nb = _execute("02_tune_dil_shift.ipynb", work_dir, monkeypatch)
+    text = _outputs_text(nb)
+    assert f"{TINY['RUNET_NB_MAX_TRIALS']} trials completed" in text
+    assert "| Trial | dil | shift |" in text and "★" in text
+    assert "best: dil=" in text and "test images" in text
+    assert _image_count(nb) >= 1  # the objective over (dil, shift)
+    study = work_dir / "work" / "tuning" / "fold1"
+    for name in ("results.csv", "best.json", "objective.png", "best.keras"):
+        assert (study / name).exists(), name
 
 
 @pytest.mark.slow
