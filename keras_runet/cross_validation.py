@@ -159,6 +159,61 @@ def references_from_items(items: Sequence[dict]) -> dict[str, dict]:
     return refs
 
 
+def evaluate_model_on_split(
+    model,
+    builder,
+    split: str,
+    out_dir: str | os.PathLike,
+    *,
+    model_name: str | None = None,
+    batch_size: int = 8,
+    workers: int = 0,
+    thresholds=None,
+    postprocess: bool = False,
+    distance_method: str = "edt",
+    figures: bool = True,
+):
+    """Predict a prepared split with ``model`` and write the evaluation report.
+
+    Every output of the model is evaluated on each image's native grid; the EF table uses
+    the ``Info_*.cfg`` values carried by the dataset.
+
+    Args:
+        model: a ``keras.Model`` of this package (dict outputs).
+        builder: the prepared TFDS camus builder.
+        split: a TFDS split string, e.g. ``"group1"`` or ``fold_split_strings(b, 1)["test"]``.
+        out_dir: where ``report.md``, ``report.json``, ``per_image.csv`` and figures go.
+        model_name: the ``model`` column (default: ``model.name``).
+        batch_size, workers, thresholds, postprocess, distance_method, figures: as for
+            :func:`keras_runet.evaluation.evaluate_and_report`.
+
+    Returns:
+        ``(rows, paths)``.
+    """
+    from keras_runet.evaluation import evaluate_and_report
+
+    image_size = tuple(int(s) for s in model.input_shape[1:3])
+    predictions = predict_examples(
+        model,
+        builder.as_dataset(split=split, shuffle_files=False),
+        image_size=image_size,
+        batch_size=batch_size,
+        keep_image=figures,
+    )
+    name = model_name or model.name
+    items = [dict(it, model=name) for out in predictions.values() for it in out]
+    return evaluate_and_report(
+        items,
+        out_dir,
+        workers=workers,
+        thresholds=thresholds,
+        postprocess=postprocess,
+        references=references_from_items(items),
+        figures=figures,
+        distance_method=distance_method,
+    )
+
+
 @dataclasses.dataclass
 class FoldResult:
     model: str

@@ -271,3 +271,27 @@ def test_demo_quick_leaves_the_promised_artefacts(tmp_path, capsys):
     summary = json.loads((out / "cv" / "report.json").read_text())
     assert summary["n_images"] == 3 * 4  # 1 test patient x 4 images x 3 outputs
     assert os.path.getsize(out / "cv" / "worst_cases.png") > 10_000
+
+
+def test_runet_evaluate_a_model_on_a_dataset_split(camus_tiny, tmp_path, capsys):
+    from keras_runet.evaluation import read_per_image_csv
+    from keras_runet.models import build_runet
+
+    model_path = tmp_path / "runet.keras"
+    build_runet(input_shape=(64, 64, 1), width=0.25).save(model_path)
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model-file", str(model_path), "--data-dir",
+            str(camus_tiny["data_dir"]), "--fold", "2", "--out", str(out), "--workers", "0"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "Geometric performance and outliers" in capsys.readouterr().out
+    rows = read_per_image_csv(out / "per_image.csv")
+    assert len(rows) == 8 * 2  # group 2: 8 images, two outputs
+    assert {r["patient_id"] for r in rows} == set(camus_tiny["ids"][2:4])
+    assert {r["output"] for r in rows} == {"coarse", "segmentation"}
+    assert all(r["model"] == "runet" and r["height"] > 100 for r in rows)
+    assert (out / "worst_cases.png").exists()
+    # Mixing the two modes, or a missing model file, is a one-line usage error.
+    assert cli.main([*argv[:-4], "--out", str(out), "--camus", "x"]) == 2
+    assert cli.main(["evaluate", "--model-file", str(tmp_path / "none.keras"), "--data-dir",
+                     str(camus_tiny["data_dir"]), "--fold", "1", "--out", str(out)]) == 2  # fmt: skip
+    assert "no such file" in capsys.readouterr().err

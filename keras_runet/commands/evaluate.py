@@ -18,8 +18,12 @@ come from the CAMUS folder (either release) through ``tfds_camus.reader``.
 Writes ``report.md`` (also printed), ``report.json``, ``per_image.csv``,
 ``hd_distribution.png`` and ``worst_cases.png`` into ``--out``.
 
-To evaluate a model on a dataset split without files, call
-:func:`keras_runet.evaluation.evaluate_and_report` with label maps.
+Or evaluate a trained model on a prepared dataset split (no prediction files)::
+
+    runet evaluate --model-file best.keras --data-dir DATA [--fold K | --split S] --out DIR
+
+which predicts the split, brings every output back to the native grid and writes the same
+report (:func:`keras_runet.cross_validation.evaluate_model_on_split`).
 """
 
 from __future__ import annotations
@@ -49,13 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pred",
         action="append",
-        required=True,
         metavar="[MODEL=]DIR",
         help="folder of predictions; repeat for several models (MODEL=DIR names each)",
     )
-    parser.add_argument(
-        "--camus", required=True, metavar="DIR", help="CAMUS folder (either release)"
-    )
+    parser.add_argument("--camus", metavar="DIR", help="CAMUS folder (either release)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder of the report")
     parser.add_argument(
         "--model", help="model name of an unnamed --pred (default: the folder name)"
@@ -97,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--worst", type=int, default=6, help="worst cases drawn (default 6; 0: none)"
     )
     parser.add_argument("--no-figures", action="store_true", help="do not draw figures")
+    g = parser.add_argument_group("a model on a dataset split (instead of --pred and --camus)")
+    g.add_argument("--model-file", metavar="MODEL.keras", help="trained model (safe mode)")
+    g.add_argument("--data-dir", help="TFDS data dir with the prepared camus dataset")
+    g.add_argument("--config", default="256", help="camus builder config (default: 256)")
+    g.add_argument("--fold", type=int, help="evaluate fold K's test patients (1..10)")
+    g.add_argument("--split", help="or any TFDS split string, e.g. group1+group2")
 
 
 def _parse_pred_args(preds: list[str], model: str | None) -> list[tuple[str, Path]]:
@@ -265,6 +272,10 @@ def run(args: argparse.Namespace) -> int:
     from keras_runet import evaluation as ev
     from keras_runet.evaluation.figures import case_title, plot_worst_cases, worst_indices
 
+    if args.model_file:
+        return _run_on_model(args)
+    if not args.pred or not args.camus:
+        raise UsageError("give --pred DIR and --camus DIR, or --model-file and --data-dir")
     camus = Path(args.camus)
     if not camus.is_dir():
         raise UsageError(f"--camus {camus}: not a directory")
@@ -331,6 +342,72 @@ def run(args: argparse.Namespace) -> int:
             )
         paths["worst_figure"] = plot_worst_cases(cases, out / "worst_cases.png")
     print(paths["markdown"].read_text(encoding="utf-8"))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _run_on_model(args: argparse.Namespace) -> int:
+    """``runet evaluate --model-file M --data-dir D [--fold K | --split S]``."""
+    from keras_runet import evaluation as ev
+
+    if args.pred or args.camus:
+        raise UsageError("--model-file evaluates a dataset split: drop --pred / --camus")
+    if not args.data_dir:
+        raise UsageError("--model-file needs --data-dir (the prepared camus dataset)")
+    if (args.fold is None) == (args.split is None):
+        raise UsageError("give one of --fold K or --split SPLIT with --model-file")
+    model_path = Path(args.model_file)
+    if not model_path.is_file():
+        raise UsageError(f"--model-file {model_path}: no such file")
+    thresholds = ev.OutlierThresholds()
+    if args.thresholds:
+        try:
+            with open(args.thresholds, encoding="utf-8") as fh:
+                thresholds = ev.OutlierThresholds.from_dict(
+                    {**thresholds.to_dict(), **json.load(fh)}
+                )
+        except (OSError, ValueError, TypeError) as err:
+            raise UsageError(f"--thresholds {args.thresholds}: {err}") from None
+    import keras
+
+    import keras_runet  # noqa: F401  (registers the custom objects)
+    from keras_runet.cross_validation import evaluate_model_on_split, fold_split_strings
+    from keras_runet.data import load_builder
+
+    try:
+        builder = load_builder(args.data_dir, args.config)
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    if args.fold is not None:
+        try:
+            split = fold_split_strings(builder, args.fold)["test"]
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    else:
+        split = args.split
+        unknown = [p for p in split.split("[")[0].split("+") if p not in builder.info.splits]
+        if unknown:
+            raise UsageError(
+                f"unknown split {', '.join(unknown)}; prepared: {', '.join(builder.info.splits)}"
+            )
+    try:
+        model = keras.saving.load_model(model_path)  # safe_mode=True
+    except Exception as err:  # a corrupt or foreign file: one line, not a traceback
+        raise UsageError(f"--model-file {model_path}: cannot load ({err})") from None
+    _, paths = evaluate_model_on_split(
+        model,
+        builder,
+        split,
+        args.out,
+        model_name=args.model,
+        workers=args.workers,
+        thresholds=thresholds,
+        postprocess=args.postprocess,
+        distance_method=args.distance_method,
+        figures=not args.no_figures,
+    )
+    print(Path(paths["markdown"]).read_text(encoding="utf-8"))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
