@@ -91,7 +91,6 @@ ORACLES = ("random", "grid", "hyperband", "bayesian")
 #: Hyper-parameter names in the KerasTuner space.
 HP_NAMES = ("dil", "shift", "learning_rate", "coarse_loss_weight")
 PROJECT_NAME = "keras_tuner"
-_STATUS_DONE = ("COMPLETED", "FAILED", "INVALID")
 
 
 # --------------------------------------------------------------------------- search space
@@ -798,10 +797,18 @@ def trial_rows(oracle: keras_tuner.Oracle) -> list[dict]:
     Columns: ``trial_id``, ``status``, ``dil``, ``shift``, ``learning_rate``,
     ``coarse_loss_weight``, ``epochs`` (Hyperband's budget), every metric of
     :data:`METRICS` (NaN when the trial reported none), ``score`` (the objective's value)
-    and ``is_best``.
+    and ``is_best`` (the best COMPLETED trial by the objective; none if none completed).
     """
-    best = oracle.get_best_trials(1)
-    best_id = best[0].trial_id if best else None
+    # KerasTuner's ranking also lists trials that did not complete (score None).
+    ranked = oracle.get_best_trials(max(1, len(oracle.trials)))
+    best_id = next(
+        (
+            t.trial_id
+            for t in ranked
+            if str(t.status) == "COMPLETED" and t.score is not None and not math.isnan(t.score)
+        ),
+        None,
+    )
     rows = []
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]

@@ -197,6 +197,20 @@ def test_tuning_search_completes_every_trial_and_writes_the_table(study):
     assert best["direction"] == "min" and best["best"]["trial_id"] == study.best["trial_id"]
     assert study.best["score"] == min(r["score"] for r in study.rows)
     assert study.trials_run == 2
+    assert tuning.trial_rows(tuning.load_study(study.study_dir)) == study.rows
+
+
+def test_tuning_a_failing_trial_is_reported_not_hidden(camus_tune, tmp_path, monkeypatch):
+    # KerasTuner's search returns normally when every trial fails: the table must say so.
+    def broken_train(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(tuning, "train", broken_train)
+    result = _search(camus_tune, tmp_path / "broken", max_trials=1)
+    assert [r["status"] for r in result.rows] == ["FAILED"]
+    assert result.best is None and math.isnan(result.rows[0]["val_outlier_rate"])
+    trial_json = tmp_path / "broken" / "keras_tuner" / "trial_0" / "trial.json"
+    assert "out of memory (simulated)" in json.loads(trial_json.read_text())["message"]
 
 
 def test_tuning_rerun_resumes_without_repeating_finished_trials(study, camus_tune, tmp_path):
