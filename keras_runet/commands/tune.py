@@ -93,6 +93,9 @@ def add_arguments(p):
         "distributed (KerasTuner chief / workers; default: the KERASTUNER_* variables)"
     )
     d.add_argument("--tuner-id", help="chief (serves the oracle) or tuner0, tuner1, ... (workers)")
+    d.add_argument(
+        "--chief", dest="tuner_id", action="store_const", const="chief", help="= --tuner-id chief"
+    )
     d.add_argument("--oracle-ip", help="the chief's address (KERASTUNER_ORACLE_IP)")
     d.add_argument("--oracle-port", type=int, help="the chief's port (KERASTUNER_ORACLE_PORT)")
     p.add_argument("--no-figure", action="store_true", help="no objective.png")
