@@ -152,21 +152,39 @@ def test_fresh_process_without_keras_runet_matches_keras(runet_export, tmp_path)
 
 
 def test_saved_model_cli_show_and_run(runet_export, tmp_path):
-    _, _, version_dir = runet_export
+    model, _, version_dir = runet_export
     x = np.random.default_rng(1).random((1, 48, 72, 1), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
     cli = Path(sys.executable).with_name("saved_model_cli")
     cli = str(cli) if cli.exists() else "saved_model_cli"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    show = subprocess.run(
-        [cli, "show", "--dir", str(version_dir), "--all"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert show.returncode == 0, show.stderr[-3000:]
-    listing = show.stdout
+    run_cmd = [
+        cli,
+        "run",
+        "--dir",
+        str(version_dir),
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        f"image={tmp_path / 'x.npy'}",
+        "--outdir",
+        str(tmp_path / "cli_out"),
+    ]
+    # Both commands at once: each spends seconds importing TensorFlow.
+    procs = {
+        name: subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for name, cmd in (
+            ("show", [cli, "show", "--dir", str(version_dir), "--all"]),
+            ("run", run_cmd),
+        )
+    }
+    results = {name: (p, *p.communicate(timeout=300)) for name, p in procs.items()}
+    show, listing, show_err = results["show"]
+    assert show.returncode == 0, show_err[-3000:]
     assert "signature_def['serving_default']" in listing
     assert "signature_def['serving_bytes']" in listing
     assert "inputs['image'] tensor_info:" in listing
@@ -176,31 +194,14 @@ def test_saved_model_cli_show_and_run(runet_export, tmp_path):
     assert "shape: (-1, -1, -1, 1)" in listing  # image: any batch, height and width
     assert "dtype: DT_STRING" in listing and "dtype: DT_INT32" in listing
 
-    run = subprocess.run(
-        [
-            cli,
-            "run",
-            "--dir",
-            str(version_dir),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--inputs",
-            f"image={tmp_path / 'x.npy'}",
-            "--outdir",
-            str(tmp_path / "cli_out"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    run, _, run_err = results["run"]
+    assert run.returncode == 0, run_err[-3000:]
     seg = np.load(tmp_path / "cli_out" / "segmentation.npy")
     probs = np.load(tmp_path / "cli_out" / "probabilities.npy")
     assert seg.shape == (1, 48, 72) and probs.shape == (1, 48, 72, 4)
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
+    expected, _ = _reference(model, x)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
 
 
 def test_interrupted_export_leaves_no_version(runet_export, tmp_path, monkeypatch):
