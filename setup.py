@@ -53,6 +53,9 @@ extras_require = {
         "tensorflow-serving-api>=2.21,<2.22",
     ],
     "jax": ["jax>=0.4.30"],
+    # The speed peer of benchmarks/run.py (MONAI's BasicUNet). torch is pinned to the CPU
+    # build this project benchmarks with; monai 1.6 needs torch>=2.8 and numpy>=1.24,<3.
+    "peer": ["torch==2.13.0", "monai>=1.6,<1.7"],
 }
 extras_require["all"] = sorted({d for deps in extras_require.values() for d in deps})
 
