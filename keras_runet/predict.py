@@ -391,6 +391,7 @@ def predict_files(
     overlays: bool = True,
     save_coarse: bool = False,
     thresholds: OutlierThresholds | None = None,
+    progress=None,
 ) -> list[dict]:
     """Segment ``files`` and write label maps, overlays and ``predictions.csv`` in ``out_dir``.
 
@@ -403,6 +404,8 @@ def predict_files(
         overlays: also write ``overlays/<stem>.overlay.png``.
         save_coarse: for RU-Net, also write the first U-Net's label map ``<stem>_coarse.<ext>``.
         thresholds: thresholds of the suspicious-shape flag (default: the paper's Table I).
+        progress: optional callable ``progress(index, total, row)`` called after each file
+            (the CLI prints a line).
 
     Returns:
         One row per file (:data:`CSV_COLUMNS`); ``status`` is "ok" or "error" (then
@@ -466,5 +469,7 @@ def predict_files(
             row.update(status="error", error=str(err))
             logger.warning("[%d/%d] %s", i, len(files), err)
         rows.append(row)
+        if progress is not None:
+            progress(i, len(files), row)
     write_csv(rows, out_dir / "predictions.csv")
     return rows

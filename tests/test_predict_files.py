@@ -127,6 +127,7 @@ def test_predict_folder_formats_geometry_csv_and_errors(model_file, tmp_path, ca
     assert code == 1  # some files failed
     printed = capsys.readouterr().out
     assert "3 of 8 image(s) segmented" in printed and "2 other file(s) skipped" in printed
+    assert "[8/8] " in printed and "rgb.png: error" in printed
 
     rows = _read_csv(out / "predictions.csv")
     assert set(rows) == {

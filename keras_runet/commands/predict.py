@@ -51,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_architecture_arguments(parser)
 
 
+def _print_progress(index: int, total: int, row: dict) -> None:
+    if row["status"] != "ok":
+        state = "error"
+    else:
+        state = "suspicious shape" if row.get("suspicious_shape") else "ok"
+    print(f"[{index}/{total}] {row['file']}: {state}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet predict``."""
     from pathlib import Path
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         png_spacing=args.png_spacing,
         overlays=not args.no_overlays,
         save_coarse=args.save_coarse,
+        progress=_print_progress,
     )
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] != "ok"]
