@@ -535,14 +535,15 @@ TRAIN = [
 
         - `02_tune_dil_shift.ipynb` searches RU-Net's `dil` and `shift` with KerasTuner.
         - `03_export_and_serve.ipynb` exports `best.keras` for TensorFlow Serving.
-        - The paper's full 10-fold cross-validation of U-Net 1, SHG and RU-Net is one command:
-          `runet cv --models unet1 shg runet --folds 1-10` (see `runet cv --help`).
+        - The paper's whole 10-fold cross-validation of U-Net 1, SHG and RU-Net (Table II) is
+          one command, printed below for this dataset (see `runet cv --help`).
         """
     ),
     code(
         """
         for name in ("best.keras", "last.keras", "history.csv", "evaluation/report.md"):
             print(run_dir / name)
+        print(f"runet cv --data-dir {data_dir} --out {WORK_DIR / 'cv'} --models unet1,shg,runet")
         """
     ),
 ]
@@ -648,10 +649,12 @@ TUNE = [
         """
         ## The search space
 
-        `SearchSpace` declares `dil` and `shift` in KerasTuner's hyper-parameters: here `dil`
-        from 5 to 35 pixels (at 256 x 256: the paper's 11 and 30 are inside) and `shift`
-        from 0.3 to 0.8. `RunetHyperModel` builds and compiles RU-Net from a trial's values,
-        every other setting coming from a base `TrainConfig`.
+        `SearchSpace` declares `dil` and `shift` as KerasTuner hyper-parameters: here `dil`
+        from 5 to 35 pixels (at 256 x 256 the paper's 11 and 30 are inside) and `shift` from
+        0.3 to 0.8 (`SearchSpace(dil_values=(11, 30), shift_values=(0.5, 0.7))` with
+        `ORACLE = "grid"` is the paper's sweep). `RunetHyperModel` turns a trial's values into
+        a `TrainConfig` and a compiled RU-Net; every other setting comes from the base
+        config. Here, the configuration of the space's first point:
         """
     ),
     code(
@@ -666,10 +669,11 @@ TUNE = [
             patience=0,
             seed=SEED,
         )
+        hypermodel = tuning.RunetHyperModel(space, base_config)
         hp = keras_tuner.HyperParameters()
-        space.declare(hp)
+        print(hypermodel.train_config(hp))
         for declared in hp.space:
-            print(declared.get_config())
+            print(declared)
         """
     ),
     md(
@@ -1133,7 +1137,8 @@ SERVE = [
         `keras_runet.serving.make_predict_request` builds one (it needs the
         `tensorflow-serving-api` package). The Keras model itself is in the export too: reload
         it with `keras.saving.load_model(version_dir / "assets.extra" / "model.keras")` (after
-        `import keras_runet`, which registers RU-Net's layers).
+        `import keras_runet`, which registers RU-Net's layers). More in the repository's
+        `docs/serving.md`, including `runet export` and `runet predict` on the command line.
         """
     ),
 ]
