@@ -251,7 +251,7 @@ TRAIN = [
         WORK_DIR = Path(param("WORK_DIR", "/content/runet" if IN_COLAB else "runet_notebooks"))
         # CAMUS on your Drive, e.g. "/content/drive/MyDrive/CAMUS"; empty: a synthetic CAMUS.
         CAMUS_DIR = param("CAMUS_DIR", "")
-        PATIENTS = param("PATIENTS", 100, int)  # synthetic CAMUS: patients (10 per fold group)
+        PATIENTS = param("PATIENTS", 100, int)  # synthetic CAMUS: patients (<= 500), 10 per group
         SCALE = param("SCALE", 0.5, float)  # synthetic CAMUS: image size (1.0: ~780 x 550)
         FOLD = param("FOLD", 1, int)  # the paper's fold: test group k, validation group k + 1
 
