@@ -285,9 +285,11 @@ def test_cli_export(tmp_path, capsys):
     model_path = tmp_path / "m.keras"
     model.save(model_path)
     base = tmp_path / "serving"
+    (base / ".tmp-2-deadbeef").mkdir(parents=True)  # left by a killed export
     assert cli_main(["export", str(model_path), str(base), "--version", "3"]) == 0
     out = capsys.readouterr().out
     assert str(base / "3") in out and "serving_default" in out
+    assert ".tmp-2-deadbeef is left from a killed export" in out
     assert cli_main(["export", str(model_path), str(base), "--version", "3"]) == 2
     err = capsys.readouterr().err
     assert "already exists" in err and len(err.strip().splitlines()) == 1

@@ -62,7 +62,7 @@ def load_model_from_args(args):
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet export``."""
-    from keras_runet.export import ExportError, export_metadata, export_model
+    from keras_runet.export import ExportError, export_metadata, export_model, stale_temporaries
 
     model = load_model_from_args(args)
     try:
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ExportError as err:
         raise UsageError(str(err)) from None
+    for leftover in stale_temporaries(args.export_base):
+        print(f"note: {leftover} is left from a killed export (TF Serving ignores it; delete it)")
     meta = export_metadata(model)
     print(f"exported {meta['model_kind']} ({meta['parameters']:,} parameters) to {version_dir}")
     for name, sig in meta["signatures"].items():
