@@ -134,6 +134,7 @@ class Settings:
             s.matmul_repeats = 3
             s.savedmodel_models = ("unet1",)
             s.peer_batches = (8,)
+            s.peer_channels_last_batches = ()
             s.train_models = ("unet1",)
             s.train_warmup = 1
             s.train_steps = 2
@@ -244,15 +245,22 @@ def peaks_from(records: list[dict]) -> dict[str, float]:
 # --- inference ----------------------------------------------------------------------------
 
 
-def model_flops(name: str) -> tuple[float, int]:
-    """(GFLOP per 256 x 256 image, parameters) of one of our models, counted from its layers."""
+def model_flops(name: str, cross_check: bool = False) -> tuple[float, int]:
+    """(GFLOP per 256 x 256 image, parameters) of one of our models, counted from its layers.
+
+    With ``cross_check``, also logs TensorFlow's profiler count of the same model.
+    """
     import keras
 
     from keras_runet.models import build_model
 
     keras.backend.clear_session()
     model = build_model(name, input_shape=(SIZE, SIZE, 1))
-    return flops.keras_flops_per_image(model) / 1e9, model.count_params()
+    counted = flops.keras_flops_per_image(model) / 1e9
+    if cross_check:
+        profiled = flops.tf_profiler_flops_per_image(model, (SIZE, SIZE, 1)) / 1e9
+        _progress(f"flops {name}: {counted:.3f} GFLOP counted, {profiled:.3f} TF profiler")
+    return counted, model.count_params()
 
 
 def bench_predict(
@@ -751,15 +759,32 @@ def markdown_targets(targets: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown_report(records: list[dict], run_line: str, failures=()) -> str:
+    """Machine, run, table and targets as one Markdown section (what RESULTS.md keeps)."""
+    parts = [
+        "### Machine\n",
+        machine_description(),
+        f"\n### Run\n\n{run_line}\n",
+        markdown_table(records),
+        "\n### Targets (issue 9)\n",
+        markdown_targets(evaluate_targets(records)),
+    ]
+    if failures:
+        parts += ["\n### Failed stages\n", "\n".join(f"- {f}" for f in failures)]
+    return "\n".join(parts) + "\n"
+
+
 def machine_description() -> str:
     """CPU model, cores, AVX-512 / AMX flags, library versions, date, load average."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags, info = platform.processor() or platform.machine(), set(), {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
+            key, _, value = (part.strip() for part in line.partition(":"))
+            info.setdefault(key, value)
+        model = info.get("model name", model)
+        if "cpu family" in info:
+            model += f" (family {info['cpu family']}, model {info.get('model', '?')})"
+        flags = set(info.get("flags", "").split())
     simd = sorted(f for f in flags if f.startswith(("avx512", "amx")))
     versions = []
     for mod in ("tensorflow", "keras", "numpy", "torch", "monai"):
@@ -767,10 +792,12 @@ def machine_description() -> str:
             versions.append(f"{mod} {__import__(mod).__version__}")
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    amx = "yes" if any(f.startswith("amx") for f in simd) else "no"
     return (
-        f"{model}, {os.cpu_count()} cores; AMX: {'yes' if any('amx' in f for f in simd) else 'no'}"
-        f"; {' '.join(simd) or 'no AVX-512'}\n{', '.join(versions)}, Python "
-        f"{platform.python_version()}\n{now}, load average {load}"
+        f"- CPU: {model}, {os.cpu_count()} cores; AMX: {amx}; "
+        f"{' '.join(simd) or 'no AVX-512'}\n"
+        f"- Software: {', '.join(versions)}, Python {platform.python_version()}\n"
+        f"- Date: {now}; load average at the end {load}"
     )
 
 
@@ -794,16 +821,33 @@ def parse_only(text: str | None) -> list[str]:
     return [s for s in STEPS if s in wanted]
 
 
-def run(settings: Settings, steps: list[str]) -> list[dict]:
-    """Run the selected steps; return every record."""
+def run(settings: Settings, steps: list[str], save=None, failures=None) -> list[dict]:
+    """Run the selected steps; return every record.
+
+    Args:
+        settings: what to measure.
+        steps: names from :data:`STEPS` (see :func:`parse_only`).
+        save: called with the records so far after each stage (partial results survive).
+        failures: a list that collects ``"stage: error"`` for stages that raised; None
+            re-raises instead (a failed stage does not stop the others when given).
+    """
     records: list[dict] = []
     needs_flops = {"predict", "savedmodel", "training"} & set(steps)
     t0 = time.perf_counter()
 
     def timed(name, fn):
         start = time.perf_counter()
-        out = fn()
+        try:
+            out = fn()
+        except Exception as err:
+            if failures is None:
+                raise
+            failures.append(f"{name}: {type(err).__name__}: {err}")
+            _progress(f"stage {name} FAILED: {type(err).__name__}: {err}")
+            return []
         records.extend(out)
+        if save is not None:
+            save(records)
         _progress(
             f"stage {name} done in {time.perf_counter() - start:.0f} s "
             f"({time.perf_counter() - t0:.0f} s total)"
@@ -816,7 +860,7 @@ def run(settings: Settings, steps: list[str]) -> list[dict]:
     gflops = {}
     if needs_flops:
         models = set(settings.models) | set(settings.train_models)
-        gflops = {m: model_flops(m) for m in MODELS if m in models}
+        gflops = {m: model_flops(m, cross_check=True) for m in MODELS if m in models}
         _progress("flops: " + ", ".join(f"{m} {g:.2f} GFLOP" for m, (g, _) in gflops.items()))
     if "predict" in steps or "savedmodel" in steps:
         timed(
@@ -867,24 +911,32 @@ def main(argv=None) -> int:
         work_dir=args.work_dir,
     )
     steps = parse_only(args.only)
-    _progress(f"run.py {'--quick' if args.quick else 'full'}: {', '.join(steps)}")
+    kind = "--quick" if args.quick else "full"
+    _progress(f"run.py {kind}: {', '.join(steps)}")
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+    def save(records):
+        if args.json:
+            tmp = Path(args.json + ".tmp")
+            tmp.write_text(json.dumps(records, indent=2) + "\n")
+            os.replace(tmp, args.json)
+
+    failures: list[str] = []
     start = time.perf_counter()
-    records = run(settings, steps)
+    records = run(settings, steps, save=save, failures=failures)
     total = time.perf_counter() - start
-    targets = evaluate_targets(records)
-    report = (
-        f"Machine: {machine_description()}\n\nRun: {'--quick' if args.quick else 'full'}, "
-        f"{total / 60:.1f} min\n\n{markdown_table(records)}\n\nTargets (issue 9):\n\n"
-        f"{markdown_targets(targets)}\n"
+    save(records)
+    report = markdown_report(
+        records,
+        f"{kind}, {total / 60:.1f} min; stages {', '.join(steps)}; inference repeats "
+        f"{settings.repeats} (batch >= 32: {repeats_for(settings, 32)[0]}), median reported; "
+        f"load average before the run {load_before}",
+        failures,
     )
     print(report)
-    if args.json:
-        tmp = Path(args.json + ".tmp")
-        tmp.write_text(json.dumps(records, indent=2) + "\n")
-        os.replace(tmp, args.json)
     if args.markdown:
         Path(args.markdown).write_text(report)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

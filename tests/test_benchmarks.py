@@ -188,3 +188,18 @@ def test_gpu_script_runs_end_to_end_on_cpu_at_tiny_size(tmp_path):
     assert {r["stage"] for r in records} == {"peak", "inference", "training"}
     for rec in records:
         assert set(bench_run.REQUIRED_KEYS) <= set(rec)
+
+
+def test_a_failing_stage_is_reported_and_the_others_still_run(monkeypatch):
+    def broken(settings):
+        raise RuntimeError("no disk")
+
+    monkeypatch.setattr(bench_run, "bench_evaluation_stage", broken)
+    saved, failures = [], []
+    records = bench_run.run(
+        bench_run.Settings(), ["evaluation"], save=saved.append, failures=failures
+    )
+    assert records == [] and saved == []
+    assert failures == ["data: evaluation: RuntimeError: no disk"]
+    report = bench_run.markdown_report(records, "test", failures)
+    assert "Failed stages" in report and "no disk" in report
