@@ -797,18 +797,21 @@ def trial_rows(oracle: keras_tuner.Oracle) -> list[dict]:
     Columns: ``trial_id``, ``status``, ``dil``, ``shift``, ``learning_rate``,
     ``coarse_loss_weight``, ``epochs`` (Hyperband's budget), every metric of
     :data:`METRICS` (NaN when the trial reported none), ``score`` (the objective's value)
-    and ``is_best`` (the best COMPLETED trial by the objective; none if none completed).
+    and ``is_best`` (the COMPLETED trial with the best score, the earliest of ties; none
+    if no trial completed).
     """
-    # KerasTuner's ranking also lists trials that did not complete (score None).
-    ranked = oracle.get_best_trials(max(1, len(oracle.trials)))
-    best_id = next(
-        (
-            t.trial_id
-            for t in ranked
-            if str(t.status) == "COMPLETED" and t.score is not None and not math.isnan(t.score)
-        ),
-        None,
-    )
+    # Not oracle.get_best_trials: it also ranks trials that did not complete, and orders
+    # ties by however the trials were loaded. Here: the best score, the earliest trial.
+    scored = [
+        (float(t.score), trial_id)
+        for trial_id, t in sorted(oracle.trials.items())
+        if str(t.status) == "COMPLETED" and t.score is not None and not math.isnan(t.score)
+    ]
+    best_id = None
+    if scored:
+        pick = max if oracle.objective.direction == "max" else min
+        best_score = pick(score for score, _ in scored)
+        best_id = next(trial_id for score, trial_id in scored if score == best_score)
     rows = []
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]

@@ -276,6 +276,7 @@ def test_tuning_is_reproducible_with_a_seed(study, camus_tune, tmp_path):
 # --------------------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_tune_command_grid_retrain_and_export(camus_tune, tmp_path, capsys):
     out, export = tmp_path / "grid", tmp_path / "export"
     argv = ["tune", "--data-dir", str(camus_tune["data_dir"]), "--out", str(out),

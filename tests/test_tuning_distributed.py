@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from test_tuning import camus_tune  # noqa: F401  (the prepared synthetic CAMUS fixture)
 
 from keras_runet import tuning
@@ -23,6 +24,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_tuning_distributed_chief_and_two_workers_share_a_search(camus_tune, tmp_path):  # noqa: F811
     port = _free_port()
     out = tmp_path / "study"
