@@ -37,8 +37,11 @@ from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+# flops.py lives beside this script; keras_runet in the repository root (so that a checkout
+# runs without `pip install`, e.g. on a lent GPU machine whose Python has no TensorFlow).
+for folder in (HERE, HERE.parent):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 import flops  # noqa: E402
 import jax  # noqa: E402
