@@ -21,7 +21,9 @@ Pieces:
   ``val_segmentation_dice`` (Keras metric, best epoch), ``val_outlier_rate`` (fraction of
   validation images that are a geometric or an anatomical outlier),
   ``val_geometric_outlier_rate``, ``val_anatomical_outlier_rate``, ``val_native_dice``
-  (mean LVendo / LVepi / LA Dice on the native grid) and ``seconds``.
+  (mean LVendo / LVepi / LA Dice on the native grid), ``val_roi_fraction`` (the fraction
+  of the image RU-Net's ROI mask keeps: near 1, the first U-Net does not predict
+  background yet and ``dil`` and ``shift`` have no effect) and ``seconds``.
 - :func:`make_objective` (explicit directions: DESIGN.md trap), :func:`make_oracle`
   (random, grid, hyperband, bayesian), :func:`run_search` (the whole study, resumable),
   :func:`trial_rows` / :func:`write_results_csv` / :func:`plot_objective` (the results
@@ -85,6 +87,7 @@ METRICS = (
     "val_geometric_outlier_rate",
     "val_anatomical_outlier_rate",
     "val_native_dice",
+    "val_roi_fraction",
     "seconds",
 )
 ORACLES = ("random", "grid", "hyperband", "bayesian")
@@ -404,6 +407,40 @@ def evaluate_model(
     return outlier_rates(rows)
 
 
+def roi_fraction(model: keras.Model, examples, *, image_size=(256, 256), batch_size=8) -> float:
+    """Mean fraction of the image that RU-Net's ROI mask keeps (1.0: the whole image).
+
+    Near 1 the first U-Net predicts foreground everywhere (e.g. early in training: the
+    Dice loss ignores the background class), the mask is all ones, and ``dil`` and
+    ``shift`` change nothing.
+
+    Args:
+        model: a RU-Net (a ``roi_attention`` layer and a ``coarse`` output).
+        examples: a TFDS camus split (unbatched).
+        image_size: the model's input size.
+        batch_size: images per forward pass.
+
+    Returns:
+        The mean of the mask over every pixel of every image.
+    """
+    from keras_runet.data import make_dataset
+
+    roi = model.get_layer("roi_attention")
+    batches = make_dataset(
+        examples, ["coarse"], batch_size=batch_size, image_size=image_size, cache=False
+    )
+    total, count = 0.0, 0
+    for images, _ in batches:
+        coarse = model.predict_on_batch(images)["coarse"]
+        _, mask = roi([images, coarse], return_mask=True)
+        mask = keras.ops.convert_to_numpy(mask)
+        total += float(mask.sum(dtype=np.float64))
+        count += mask.size
+    if not count:
+        raise ValueError("the validation split has no images")
+    return total / count
+
+
 def outlier_rates(rows: Sequence[dict]) -> dict[str, float]:
     """Validation metrics of evaluation rows (:func:`~keras_runet.evaluation.evaluate_label_maps`).
 
@@ -564,6 +601,15 @@ class RunetTuner(keras_tuner.Tuner):
         )
         images = metrics.pop("val_images")
         metrics["val_segmentation_dice"] = float(result.best_score)
+        metrics["val_roi_fraction"] = roi_fraction(
+            model, val_examples, image_size=config.image_size, batch_size=config.batch_size
+        )
+        if metrics["val_roi_fraction"] > 0.99:
+            log.warning(
+                "trial %s: the ROI mask keeps %.1f%% of the image (the first U-Net predicts "
+                "no background yet): dil and shift have no effect; train longer",
+                trial.trial_id, 100 * metrics["val_roi_fraction"],
+            )  # fmt: skip
         metrics["seconds"] = time.perf_counter() - start
         atomic_write_json(
             Path(self.get_trial_dir(trial.trial_id)) / "result.json",
@@ -579,7 +625,7 @@ class RunetTuner(keras_tuner.Tuner):
         )
         log.info(
             "trial %s [%s]: dil=%d shift=%.3f%s -> val_segmentation_dice=%.4f "
-            "val_outlier_rate=%.3f (geometric %.3f, anatomical %.3f) in %.1f s",
+            "val_outlier_rate=%.3f (geometric %.3f, anatomical %.3f) roi=%.2f in %.1f s",
             trial.trial_id,
             self.tuner_id,
             config.dil,
@@ -589,6 +635,7 @@ class RunetTuner(keras_tuner.Tuner):
             metrics["val_outlier_rate"],
             metrics["val_geometric_outlier_rate"],
             metrics["val_anatomical_outlier_rate"],
+            metrics["val_roi_fraction"],
             metrics["seconds"],
         )
         return metrics

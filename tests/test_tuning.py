@@ -188,6 +188,7 @@ def test_tuning_search_completes_every_trial_and_writes_the_table(study):
             r["val_geometric_outlier_rate"], r["val_anatomical_outlier_rate"]
         )
         assert r["score"] == r["val_outlier_rate"] and r["seconds"] > 0
+        assert 0.0 < r["val_roi_fraction"] <= 1.0
     trial_dir = study.study_dir / "keras_tuner" / f"trial_{study.rows[0]['trial_id']}"
     result = json.loads((trial_dir / "result.json").read_text())
     assert result["val_images"] == 8

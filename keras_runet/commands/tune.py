@@ -325,6 +325,7 @@ def _print_table(rows) -> None:
         ("outliers", "val_outlier_rate"),
         ("geometric", "val_geometric_outlier_rate"),
         ("anatomical", "val_anatomical_outlier_rate"),
+        ("roi", "val_roi_fraction"),
         ("seconds", "seconds"),
     ]
     used = [(h, k) for h, k in cols if any(r.get(k) is not None for r in rows)]
