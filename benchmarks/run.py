@@ -273,6 +273,8 @@ def bench_predict(
     from keras_runet.export import export_model
     from keras_runet.models import build_model
 
+    # One predict function per batch size is retraced on purpose: silence TF's warning.
+    tf.get_logger().setLevel("ERROR")
     records = []
     rng = np.random.default_rng(0)
     export_root = Path(tempfile.mkdtemp(prefix="runet_bench_export_"))
@@ -472,7 +474,9 @@ def bench_training(settings: Settings, peaks: dict, gflops: dict) -> list[dict]:
             data = tf.data.Dataset.from_tensors((x, y)).repeat()
             timer = _step_timer()
             steps = settings.train_warmup + settings.train_steps
-            model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+            model.fit(
+                data, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer]
+            )
             step_s = statistics.median(np.diff(timer.ends)[settings.train_warmup :])
             records.append(
                 make_record(
