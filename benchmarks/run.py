@@ -19,7 +19,9 @@ Stages (``--only`` takes any of these names, comma-separated):
     :func:`keras_runet.export.export_model` and timed through
     ``tf.saved_model.load(...).signatures["serving_default"]`` (that signature resizes the
     image to the model's 256 x 256, here an identity size, resizes the probabilities back and
-    takes the argmax: a little more work than the model alone). ``peer``: MONAI's
+    takes the argmax: a little more work than the model alone). Both paths are timed with
+    ``bench_export.median_per_image``: 2 warm-up calls, then the median of ``--repeats``
+    calls (5; 3 at batch 32) interleaved between the two paths. ``peer``: MONAI's
     ``BasicUNet`` with features chosen so its parameter count is close to U-Net 1's, in
     float32 and under ``torch.autocast(bfloat16)`` (only when torch and monai are installed:
     ``pip install keras-runet[peer]``).
@@ -269,6 +271,7 @@ def bench_predict(
     """``predict_on_batch`` and/or exported ``serving_default`` images/s of our models."""
     import keras
     import tensorflow as tf
+    from bench_export import median_per_image
 
     from keras_runet.export import export_model
     from keras_runet.models import build_model
@@ -301,40 +304,38 @@ def bench_predict(
                     serving = tf.saved_model.load(str(version)).signatures["serving_default"]
                 for batch in settings.batches:
                     x = rng.random((batch, SIZE, SIZE, 1), dtype="float32")
-                    repeats, warmup = repeats_for(settings, batch)
-                    common["repeats"] = repeats
+                    xt = tf.constant(x)
+                    calls = {}
                     if predict:
-                        sec = median_seconds(
-                            lambda m=model, x=x: m.predict_on_batch(x), repeats, warmup
-                        )
-                        records.append(
-                            make_record(
-                                "inference",
-                                name,
-                                dtype,
-                                batch,
-                                batch / sec,
-                                path="predict",
-                                ms_per_image=1000 * sec / batch,
-                                **common,
-                            )
-                        )
+                        calls["predict"] = lambda m=model, x=x: m.predict_on_batch(x)
                     if serving is not None:
-                        xt = tf.constant(x)
-                        sec = median_seconds(lambda s=serving, xt=xt: s(image=xt), repeats, warmup)
-                        records.append(
-                            make_record(
-                                "inference",
-                                name,
-                                dtype,
-                                batch,
-                                batch / sec,
-                                path="savedmodel",
-                                ms_per_image=1000 * sec / batch,
+                        calls["savedmodel"] = lambda s=serving, xt=xt: s(image=xt)
+                    repeats = repeats_for(settings, batch)[0]
+                    # bench_export's timer: 2 warm-up calls each, then the repeats interleaved
+                    # (load from other processes hits both paths alike); wall time is reported.
+                    per_image = median_per_image(calls, batch, repeats)
+                    for path, timing in per_image.items():
+                        # (wall, CPU) seconds per image; an older bench_export gave wall only.
+                        sec, cpu = timing if isinstance(timing, tuple) else (timing, None)
+                        extra = {} if cpu is None else {"cpu_ms_per_image": 1000 * cpu}
+                        if path == "savedmodel":
+                            extra.update(
                                 export_s=export_s,
                                 note="serving_default: resize to 256x256 (identity here) and "
                                 "back, argmax; int32 label maps out",
+                            )
+                        records.append(
+                            make_record(
+                                "inference",
+                                name,
+                                dtype,
+                                batch,
+                                1.0 / sec,
+                                path=path,
+                                ms_per_image=1000 * sec,
+                                repeats=repeats,
                                 **common,
+                                **extra,
                             )
                         )
                 _progress(
