@@ -63,6 +63,8 @@ class TrainConfig:
         steps_per_epoch: None for one pass over the training split per epoch.
         run_eagerly: run the train and test steps eagerly (no graph tracing): faster for
             tiny models on CPU, where tracing costs more than the training (tests).
+        include_background: count the background class in the Dice loss (see
+            :mod:`keras_runet.losses`; default False).
     """
 
     model: str = "runet"
@@ -81,6 +83,7 @@ class TrainConfig:
     distribute: str | None = None
     steps_per_epoch: int | None = None
     run_eagerly: bool = False
+    include_background: bool = False
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -201,7 +204,10 @@ def build_and_compile(config: TrainConfig) -> keras.Model:
         dtype=config.dtype,
     )
     return compile_model(
-        model, learning_rate=config.learning_rate, loss_weights=config.loss_weights
+        model,
+        learning_rate=config.learning_rate,
+        loss_weights=config.loss_weights,
+        include_background=config.include_background,
     )
 
 
