@@ -5,6 +5,7 @@ Every search asserts that each trial's status is COMPLETED: KerasTuner's search 
 normally when every trial fails (DESIGN.md, known traps).
 """
 
+import dataclasses
 import json
 import math
 import shutil
@@ -150,6 +151,11 @@ def test_tuning_search_space_declares_the_hyperparameters():
     assert set(model.output_names) == {"coarse", "segmentation"}
     with pytest.raises(ValueError, match="'unet1'"):
         tuning.RunetHyperModel(space, TrainConfig(model="unet1"))
+    assert not model.loss["segmentation"].include_background
+    with_background = tuning.RunetHyperModel(
+        space, dataclasses.replace(TINY, include_background=True)
+    )
+    assert with_background.build(hp).loss["coarse"].include_background
 
 
 def test_tuning_outlier_rates_count_either_kind():

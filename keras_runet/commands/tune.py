@@ -74,6 +74,12 @@ def add_arguments(p):
     t.add_argument("--seed", type=int, default=0, help="seeds the oracle and every trial (0)")
     t.add_argument("--mixed-precision", choices=("mixed_bfloat16", "mixed_float16"), help="policy")
     t.add_argument(
+        "--include-background",
+        action="store_true",
+        help="count the background in the Dice loss (else the first U-Net may never predict "
+        "background, and the ROI mask keeps the whole image: see val_roi_fraction)",
+    )
+    t.add_argument(
         "--run-eagerly",
         action="store_true",
         help="no graph tracing (faster only for tiny models on CPU, e.g. smoke tests)",
@@ -220,6 +226,7 @@ def run(args) -> int:
         dtype=args.mixed_precision,
         steps_per_epoch=args.steps_per_epoch,
         run_eagerly=args.run_eagerly,
+        include_background=args.include_background,
     )
     out = Path(args.out).expanduser()
     splits, builder, train_ds, val_ds = None, None, None, None
