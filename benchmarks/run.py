@@ -390,6 +390,8 @@ def bench_peer(settings: Settings, peaks: dict) -> list[dict]:
         ("torch_channels_last", torch.channels_last, settings.peer_channels_last_batches),
     )
     for path, layout, batches in layouts:
+        if not batches:
+            continue
         net = net.to(memory_format=layout)
         for dtype in PEER_DTYPES:
             autocast = dtype == "autocast_bfloat16"
