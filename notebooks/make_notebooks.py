@@ -717,7 +717,10 @@ TUNE = [
         """
         ## The results
 
-        One line per trial, best objective first (the same table is in `results.csv`):
+        One line per trial, best objective first (the same table is in `results.csv`).
+        "ROI" is the fraction of the image RU-Net's mask keeps: at 1.00 the first U-Net
+        does not predict background yet, the mask is all ones and `dil` and `shift` change
+        nothing (train the trials longer; see docs/tuning.md).
         """
     ),
     code(
@@ -726,8 +729,8 @@ TUNE = [
         ranked = sorted(result.rows, key=lambda row: row["score"], reverse=objective.direction == "max")
         table = [
             "| Trial | dil | shift | Val Dice (Keras) | Val Dice (native) | Outlier rate "
-            "| Geometric | Anatomical | Seconds |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| Geometric | Anatomical | ROI | Seconds |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in ranked:
             star = " ★" if row["is_best"] else ""
@@ -735,7 +738,8 @@ TUNE = [
                 f"| {row['trial_id']}{star} | {row['dil']} | {row['shift']:.2f} "
                 f"| {row['val_segmentation_dice']:.3f} | {row['val_native_dice']:.3f} "
                 f"| {row['val_outlier_rate']:.2f} | {row['val_geometric_outlier_rate']:.2f} "
-                f"| {row['val_anatomical_outlier_rate']:.2f} | {row['seconds']:.0f} |"
+                f"| {row['val_anatomical_outlier_rate']:.2f} | {row['val_roi_fraction']:.2f} "
+                f"| {row['seconds']:.0f} |"
             )
         display(Markdown("\\n".join(table)))
         print(result.paths["results_csv"])
