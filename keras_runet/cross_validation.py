@@ -16,6 +16,11 @@ Run directory::
                            per_image.csv (this fold's rows), predictions.npz
       report.md  report.json  per_image.csv  hd_distribution.png  worst_cases.png
 
+For RU-Net the per-image rows also carry ``roi_fraction``, the mean of the ROI mask the
+first U-Net produced for that image, and the fold's progress line its mean: near 1.0 the
+first U-Net predicted no background and the attention passed the whole image (see
+docs/tuning.md).
+
 A fold whose ``per_image.csv`` exists is skipped on a rerun (its rows are read back); an
 interrupted fold resumes its training from its last finished epoch.
 """
@@ -98,7 +103,9 @@ def predict_examples(
         ``{output: [item, ...]}``; each item is an evaluation item of
         :func:`keras_runet.evaluation.evaluate_label_maps` (``pred``, ``ref``,
         ``spacing``, ``instant``, ``patient_id``, ``view``, ``image_quality``, plus
-        ``ef``, ``edv``, ``esv`` from the cfg, ``image`` when asked).
+        ``ef``, ``edv``, ``esv`` from the cfg, ``image`` when asked). For RU-Net each
+        item also has ``roi_fraction``: the mean of the image's ROI mask (1.0: the
+        attention passes the whole image, see :func:`keras_runet.tuning.roi_fraction`).
     """
     import tensorflow as tf
 
@@ -114,13 +121,22 @@ def predict_examples(
         image, _ = resize_pair(image, mask, tuple(image_size))
         return image, ex
 
+    roi = _roi_layer(model)
+
     def flush(images, metas):
-        probs = model.predict_on_batch(np.stack(images))
+        batch = np.stack(images)
+        probs = model.predict_on_batch(batch)
+        roi_fractions = None
+        if roi is not None:
+            _, mask = roi([batch, probs["coarse"]], return_mask=True)
+            roi_fractions = np.asarray(mask, dtype=np.float64).mean(axis=(1, 2, 3))
         for i, meta in enumerate(metas):
             native_shape = tuple(int(s) for s in meta["native_shape"])
             for o in outputs:
                 pred = to_native_grid(np.asarray(probs[o][i]), native_shape)
                 item = dict(meta["item"], pred=pred, output=o)
+                if roi_fractions is not None:
+                    item["roi_fraction"] = float(roi_fractions[i])
                 if keep_image:
                     from skimage.transform import resize
 
@@ -149,6 +165,16 @@ def predict_examples(
     if images:
         flush(images, metas)
     return results
+
+
+def _roi_layer(model):
+    """RU-Net's ``roi_attention`` layer, or None for models without one."""
+    if "coarse" not in model.output_names:
+        return None
+    try:
+        return model.get_layer("roi_attention")
+    except ValueError:
+        return None
 
 
 def references_from_items(items: Sequence[dict]) -> dict[str, dict]:
@@ -269,6 +295,9 @@ def run_fold(
     )
     items = [dict(it, model=model_name, fold=fold) for out in predictions.values() for it in out]
     rows = evaluate_label_maps(items, workers=workers, postprocess=postprocess)
+    for row, it in zip(rows, items, strict=True):  # one row per item, in order
+        if "roi_fraction" in it:
+            row["roi_fraction"] = it["roi_fraction"]
     if keep_predictions:
         arrays = {
             f"{it['output']}/{it['patient_id']}_{it['view']}_{it['instant']}": it["pred"]
@@ -290,9 +319,11 @@ def _fold_line(res: FoldResult) -> str:
     geo = sum(bool(r["geometric_outlier"]) for r in seg)
     ana = sum(bool(r["anatomical_outlier"]) for r in seg)
     state = "done earlier, skipped" if res.skipped else f"{res.seconds:.0f} s"
+    roi = [r["roi_fraction"] for r in seg if r.get("roi_fraction") is not None]
+    roi_text = f", ROI mask mean {np.mean(roi):.2f}" if roi else ""
     return (
         f"[{res.model} fold {res.fold}] {len(seg)} test images: LVendo Dice {dice:.3f}, "
-        f"HD {hd:.1f} mm, outliers geo {geo} ana {ana} ({state})"
+        f"HD {hd:.1f} mm, outliers geo {geo} ana {ana}{roi_text} ({state})"
     )
 
 

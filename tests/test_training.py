@@ -215,6 +215,29 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
         ("unet1", "segmentation"), ("runet", "coarse"), ("runet", "segmentation"),
     }  # fmt: skip
     assert "LVendo HD" in (out / "report.md").read_text()
+    # RU-Net's rows carry the mean of their ROI mask, in [sig(-1), 1] with the paper's slope
+    # and second shift; fold 1's mean agrees with tuning.roi_fraction, which gets there
+    # through the training pipeline's own batches.
+    roi_floor = 1.0 / (1.0 + np.exp(1.0))
+    for r in rows:
+        if r["model"] == "runet":
+            assert roi_floor - 1e-6 <= r["roi_fraction"] <= 1.0 + 1e-6
+        else:
+            assert r.get("roi_fraction") is None
+    assert "ROI mask mean" in printed
+    import keras
+
+    from keras_runet.tuning import roi_fraction
+
+    fold1 = [
+        r["roi_fraction"]
+        for r in rows
+        if r["model"] == "runet" and r["output"] == "segmentation" and str(r["fold"]) == "1"
+    ]
+    best = keras.saving.load_model(out / "runet" / "fold1" / "best.keras")
+    test_split = camus_tiny["builder"].as_dataset(split="group1", shuffle_files=False)
+    expected = roi_fraction(best, test_split, image_size=(64, 64))
+    assert np.mean(fold1) == pytest.approx(expected, abs=1e-4)
     # A rerun skips the finished folds.
     assert cli.main(argv) == 0
     assert printed.count("skipped") == 0
