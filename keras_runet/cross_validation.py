@@ -111,6 +111,7 @@ def predict_examples(
 
     from keras_runet.data import resize_pair
     from keras_runet.evaluation import to_native_grid
+    from keras_runet.models import roi_mask_means
 
     outputs = list(outputs or model.output_names)
     results: dict[str, list[dict]] = {o: [] for o in outputs}
@@ -121,15 +122,10 @@ def predict_examples(
         image, _ = resize_pair(image, mask, tuple(image_size))
         return image, ex
 
-    roi = _roi_layer(model)
-
     def flush(images, metas):
         batch = np.stack(images)
         probs = model.predict_on_batch(batch)
-        roi_fractions = None
-        if roi is not None:
-            _, mask = roi([batch, probs["coarse"]], return_mask=True)
-            roi_fractions = np.asarray(mask, dtype=np.float64).mean(axis=(1, 2, 3))
+        roi_fractions = roi_mask_means(model, batch, probs.get("coarse"))
         for i, meta in enumerate(metas):
             native_shape = tuple(int(s) for s in meta["native_shape"])
             for o in outputs:
@@ -165,16 +161,6 @@ def predict_examples(
     if images:
         flush(images, metas)
     return results
-
-
-def _roi_layer(model):
-    """RU-Net's ``roi_attention`` layer, or None for models without one."""
-    if "coarse" not in model.output_names:
-        return None
-    try:
-        return model.get_layer("roi_attention")
-    except ValueError:
-        return None
 
 
 def references_from_items(items: Sequence[dict]) -> dict[str, dict]:

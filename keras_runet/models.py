@@ -258,6 +258,29 @@ def build_runet(
     return keras.Model(image, {"coarse": coarse, "segmentation": seg}, name=name)
 
 
+def roi_mask_means(model: keras.Model, images, coarse):
+    """Per-image mean of RU-Net's ROI mask, or None for a model without the attention.
+
+    Args:
+        model: any model of this package; only a RU-Net (a ``roi_attention`` layer and a
+            ``coarse`` output) has a mask.
+        images: the batch the model was given, ``(B, H, W, 1)``.
+        coarse: the model's ``coarse`` output for that batch.
+
+    Returns:
+        A float64 array ``(B,)``: 1.0 where the mask keeps the whole image (the first
+        U-Net predicted no background), ``sig(-1) = 0.27`` where it keeps nothing.
+    """
+    if "coarse" not in model.output_names:
+        return None
+    try:
+        roi = model.get_layer("roi_attention")
+    except ValueError:
+        return None
+    _, mask = roi([images, coarse], return_mask=True)
+    return keras.ops.convert_to_numpy(mask).astype("float64").mean(axis=(1, 2, 3))
+
+
 _BUILDERS = {"unet1": build_unet1, "shg": build_shg, "runet": build_runet}
 
 
