@@ -9,7 +9,7 @@ gradient of the three structures we care about (LV cavity, myocardium, left atri
 quarter and rewards nothing. ``include_background=True`` restores the plain mean over all
 classes (what some CAMUS ports do).
 
-Measured consequences of the choice (2 CPU cores, seed 0; commands in docs/tuning.md):
+Measured consequences of the choice (``python benchmarks/dice_background.py``; the demo):
 
 - Background counted: on a 64 x 64 toy batch (15 % foreground) U-Net 1 and the first U-Net
   of RU-Net jump to "all background" within 25 epochs (the mean over four classes rises
@@ -20,7 +20,8 @@ Measured consequences of the choice (2 CPU cores, seed 0; commands in docs/tunin
   U-Net of RU-Net labels the background as some structure, its ROI mask keeps the whole
   image, and ``dil`` / ``shift`` change nothing. On the demo's synthetic CAMUS (128 x 128,
   25 epochs) it has learnt the background: the ROI mask keeps 31 % of the test images
-  (23 % is heart), as the paper intends. ``keras_runet.tuning.roi_fraction`` measures it.
+  (23 % is heart), as the paper intends (``runet demo`` prints the mask's mean, 0.50, in
+  RU-Net's fold line). ``keras_runet.tuning.roi_fraction`` measures it.
 
 Targets may be one-hot ``(B, H, W, C)`` or integer labels ``(B, H, W)`` / ``(B, H, W, 1)``:
 the loss one-hot encodes labels itself, so the data pipeline can stay compact.

@@ -203,3 +203,18 @@ def test_a_failing_stage_is_reported_and_the_others_still_run(monkeypatch):
     assert failures == ["data: evaluation: RuntimeError: no disk"]
     report = bench_run.markdown_report(records, "test", failures)
     assert "Failed stages" in report and "no disk" in report
+
+
+def test_dice_background_script_reports_every_model_and_choice(capsys):
+    """benchmarks/dice_background.py at epoch 0: untrained models, every row printed."""
+    import dice_background
+
+    dice_background.main(["--epochs", "0"])
+    out = capsys.readouterr().out
+    for name in ("unet1", "runet"):
+        for flag in ("False", "True"):
+            assert f"{name} include_background={flag}" in out
+    # Only RU-Net has a ROI mask; untrained, its first U-Net predicts foreground everywhere
+    # (softmax near uniform: 0.75 > shift), so the mask keeps the whole image.
+    roi_lines = [line for line in out.splitlines() if "roi" in line and "epoch 0" in line]
+    assert len(roi_lines) == 2 and all(line.endswith("roi 1.00") for line in roi_lines)
