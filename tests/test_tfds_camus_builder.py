@@ -20,7 +20,7 @@ DUMMY = Path(camus_dataset_builder.__file__).parent / "dummy_data"
 
 
 class CamusOriginalTest(tfds.testing.DatasetBuilderTestCase):
-    """Original release: patient0455 is in testing/ without masks, so it is skipped."""
+    """Original release: person 455 is testing/patient0005, without masks: skipped."""
 
     DATASET_CLASS = camus_dataset_builder.Builder
     EXAMPLE_DIR = str(DUMMY / "original")
@@ -30,7 +30,7 @@ class CamusOriginalTest(tfds.testing.DatasetBuilderTestCase):
 
 
 class CamusNiftiTest(tfds.testing.DatasetBuilderTestCase):
-    """2023 release, with database_split/ (whose splits repeat the groups' examples)."""
+    """2023 release, with database_split/ (train / test repeat the groups' examples)."""
 
     DATASET_CLASS = camus_dataset_builder.Builder
     EXAMPLE_DIR = str(DUMMY / "nifti")
@@ -39,10 +39,10 @@ class CamusNiftiTest(tfds.testing.DatasetBuilderTestCase):
         "group1": 4,
         "group2": 4,
         "group10": 4,
-        "subgroup_training": 8,
-        "subgroup_testing": 4,
+        "train": 8,
+        "test": 4,
     }
-    OVERLAPPING_SPLITS = ["subgroup_training", "subgroup_testing"]
+    OVERLAPPING_SPLITS = ["train", "test"]
     SKIP_CHECKSUMS = True
 
 
@@ -54,8 +54,8 @@ class CamusNiftiHalfSequenceTest(CamusNiftiTest):
         "group1": 6,
         "group2": 6,
         "group10": 6,
-        "subgroup_training": 12,
-        "subgroup_testing": 6,
+        "train": 12,
+        "test": 6,
     }
 
 
@@ -119,15 +119,10 @@ def test_native_config_returns_exactly_what_was_written(tmp_path):
         half_sequence_frames=(3, 4),
     )
     builder = _prepare("native", root, tmp_path / "data")
-    # synthetic database_split: 451.. testing, multiples of 9 validation (none here)
-    assert set(builder.info.splits) == {
-        "group1",
-        "group2",
-        "group10",
-        "subgroup_training",
-        "subgroup_testing",
-    }
-    assert builder.info.splits["subgroup_testing"].num_examples == 4
+    # synthetic database_split: 1..400 training, 401..450 validation (none here), 451.. testing
+    assert set(builder.info.splits) == {"group1", "group2", "group10", "train", "test"}
+    assert builder.info.splits["test"].num_examples == 4
+    assert {ex["patient_id"] for ex in _examples(builder, "test")} == {b"patient0455"}
     examples = _examples(builder, "group1+group2+group10")
     seen = {}
     for ex in examples:
@@ -147,7 +142,8 @@ def test_native_config_returns_exactly_what_was_written(tmp_path):
         np.testing.assert_array_equal(ex["image"][..., 0], d["image"])
         np.testing.assert_array_equal(ex["mask"][..., 0], d["gt"])
         np.testing.assert_array_equal(ex["native_mask"][..., 0], d["gt"])
-        assert ex["frame_index"] == d["info"][instant] - 1
+        assert ex["frame_index"] == d["info"][instant] - d["info"]["ED"]
+        assert not ex["es_to_ed"]
         assert ex["ef"] == pytest.approx(d["info"]["EF"])
         assert math.isnan(ex["edv"]) and math.isnan(ex["esv"])  # the 2023 cfg has no volumes
         quality = camus_dataset_builder.QUALITIES[ex["image_quality"]]
@@ -169,6 +165,7 @@ def test_256_config_on_the_original_release(tmp_path, caplog):
     assert set(builder.info.splits) == {"group1", "group2"}  # 460 is unlabeled (testing/)
     assert "group3: 50 of its 50 patients" in caplog.text
     assert "1 patients of testing/ have no ground truth" in caplog.text
+    assert builder.info.metadata["unlabelled_testing_patients"] == ["testing/patient0010"]
     for ex in _examples(builder, "group1+group2"):
         pid, view = ex["patient_id"].decode(), reader.VIEWS[ex["view"]]
         instant = camus_dataset_builder.INSTANTS[ex["instant"]]
@@ -177,7 +174,7 @@ def test_256_config_on_the_original_release(tmp_path, caplog):
         np.testing.assert_array_equal(ex["native_mask"][..., 0], d["gt"])
         np.testing.assert_allclose(ex["spacing"], d["spacing"], rtol=1e-6)
         assert set(np.unique(ex["mask"])) == {0, 1, 2, 3}
-        assert ex["frame_index"] == d["info"][instant] - 1 > -1
+        assert ex["frame_index"] == d["info"][instant] - d["info"]["ED"] > -1
         assert ex["edv"] == pytest.approx(d["info"]["LVedv"])
         assert ex["ef"] == pytest.approx(d["info"]["LVef"])
         # mask resized by nearest neighbour: its labels' areas follow the native mask's
@@ -217,12 +214,13 @@ def test_incomplete_patient_is_reported_or_skipped(tmp_path, caplog):
     )
     (root / "training/patient0002/patient0002_4CH_ES_gt.raw").unlink()
     (root / "training/patient0002/patient0002_4CH_ES_gt.mhd").unlink()
-    with pytest.raises(reader.MissingFilesError, match="patient0002_4CH_ES_gt.mhd"):
+    with pytest.raises(reader.InvalidPatientsError, match="patient0002_4CH_ES_gt.mhd: missing"):
         _prepare("256", root, tmp_path / "data1")
     with caplog.at_level(logging.WARNING, logger="tfds_camus"):
         builder = _prepare("256", root, tmp_path / "data2", skip_incomplete_patients=True)
-    assert "skipping 1 incomplete patients: patient0002" in caplog.text
+    assert "skipping 1 invalid patient(s)" in caplog.text
     assert builder.info.splits["group1"].num_examples == 4
+    assert [s["patient"] for s in builder.info.metadata["skipped_patients"]] == ["patient0002"]
 
 
 def test_half_sequence_config_needs_the_2023_release(tmp_path):
@@ -251,5 +249,6 @@ def test_half_sequence_frames_and_instants(tmp_path):
         assert [ex["frame_index"] for ex in frames] == list(range(seq["images"].shape[0]))
         instants = [camus_dataset_builder.INSTANTS[ex["instant"]] for ex in frames]
         assert instants == ["ED"] + ["other"] * (len(frames) - 2) + ["ES"]
+        assert all(ex["nb_frames"] == len(frames) for ex in frames)
         for ex, gt in zip(frames, seq["gt"], strict=True):
             np.testing.assert_array_equal(ex["native_mask"][..., 0], gt)

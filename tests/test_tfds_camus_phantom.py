@@ -160,12 +160,43 @@ def test_half_sequences_carry_gt_on_every_frame_and_shrink(root):
             assert all(set(np.unique(f)) == {0, 1, 2, 3} for f in seq["gt"])
 
 
-def test_original_layout_whole_cycle_and_testing_without_gt(tmp_path):
+@pytest.mark.parametrize("testing_gt", [False, True])
+def test_original_layout_testing_ids_restart_and_sequences(tmp_path, testing_gt):
+    """As in the challenge release: testing/ holds people 451..500 as patient0001..0050."""
     out = phantom.write_synthetic_camus(
-        tmp_path, patient_ids=[2, 470], layout="original", scale=0.1, half_sequence_frames=(4, 4)
+        tmp_path,
+        patient_ids=[2, 452],
+        layout="original",
+        scale=0.1,
+        half_sequence_frames=(4, 4),
+        testing_gt=testing_gt,
     )
-    assert (out / "training/patient0002").is_dir() and (out / "testing/patient0470").is_dir()
-    assert not list((out / "testing/patient0470").glob("*_gt.*"))
+    assert sorted(p.name for p in (out / "training").iterdir()) == ["patient0002"]
+    assert sorted(p.name for p in (out / "testing").iterdir()) == ["patient0002"]
+    assert bool(list((out / "testing/patient0002").glob("*_gt.*"))) == testing_gt
+    train = reader.load_instant(out, "patient0002", "2CH", "ED")
+    test = reader.load_instant(out, "testing/patient0002", "2CH", "ED")
+    assert train["image"].shape != test["image"].shape or not np.array_equal(
+        train["image"], test["image"]
+    )  # two different people under one id
+    g = phantom.patient_params("patient0452", scale=0.1, half_sequence_frames=(4, 4))
+    assert test["image"].shape == (g.views["2CH"].rows, g.views["2CH"].cols)
+    files = reader.patient_files(out, "patient0002", "2CH")
+    seq, _ = reader.read_image(files.sequence, ndim=3)
+    info = reader.read_info_cfg(files.info)
+    assert seq.shape[0] == info["NbFrame"] == 4 and (info["ED"], info["ES"]) == (1, 4)
+    np.testing.assert_array_equal(seq[0], train["image"])
+
+
+def test_original_layout_whole_cycle(tmp_path):
+    out = phantom.write_synthetic_camus(
+        tmp_path,
+        patient_ids=[2],
+        layout="original",
+        scale=0.1,
+        half_sequence_frames=(4, 4),
+        original_sequence="cycle",
+    )
     files = reader.patient_files(out, "patient0002", "2CH")
     seq, _ = reader.read_image(files.sequence, ndim=3)
     info = reader.read_info_cfg(files.info)
@@ -173,6 +204,18 @@ def test_original_layout_whole_cycle_and_testing_without_gt(tmp_path):
     assert info["ES"] - info["ED"] + 1 == 4 and info["ED"] > 1
     ed = reader.load_instant(out, "patient0002", "2CH", "ED")
     np.testing.assert_array_equal(seq[info["ED"] - 1], ed["image"])
+    assert ed["frame_index"] == 0
+
+
+def test_es_to_ed_fraction_is_deterministic_and_about_right():
+    ids = [f"patient{i:04d}" for i in range(1, 501)]
+    views = phantom.es_to_ed_views(ids, 0.04, seed=0)
+    assert views == phantom.es_to_ed_views(ids, 0.04, seed=0)
+    assert all(v == {"4CH"} for v in views.values())
+    assert 8 <= len(views) <= 35  # ~20 of 500, as the real release's 19
+    assert phantom.es_to_ed_views(ids[:2], ["patient0001_2CH"]) == {"patient0001": {"2CH"}}
+    with pytest.raises(ValueError, match="patient0001_4CH"):
+        phantom.es_to_ed_views(ids, ["patient0001-4CH"])
 
 
 def test_split_lists_are_written_and_partition_the_patients(root):

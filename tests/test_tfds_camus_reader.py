@@ -3,6 +3,7 @@
 import gzip
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,15 +34,23 @@ def _copy(root, tmp_path):
     return dst
 
 
-# --- layout ----------------------------------------------------------------------------------
+# --- layout (more in test_tfds_camus_layout.py) ---------------------------------------------
 
 
 def test_detect_original_layout(original_root):
     layout = reader.detect_layout(original_root)
     assert layout.kind == "original"
-    assert [name for name, _ in layout.subsets] == ["training", "testing"]
+    assert [(p.subset, p.patient_id) for p in layout.patients] == [
+        ("training", "patient0001"),
+        ("training", "patient0002"),
+        ("testing", "patient0010"),  # person 460: the challenge's test set restarts at 0001
+    ]
     assert layout.split_dir is None
-    assert reader.list_patients(original_root) == ["patient0001", "patient0002", "patient0460"]
+    assert reader.list_patients(original_root) == [
+        "patient0001",
+        "patient0002",
+        "testing/patient0010",
+    ]
     assert reader.list_patients(original_root, labeled_only=True) == ["patient0001", "patient0002"]
 
 
@@ -49,6 +58,8 @@ def test_detect_original_inner_folder(original_root):
     layout = reader.detect_layout(original_root / "training")
     assert layout.kind == "original"
     assert reader.list_patients(layout) == ["patient0001", "patient0002"]
+    testing = reader.detect_layout(original_root / "testing")
+    assert [p.key for p in testing.patients] == ["testing/patient0010"]
 
 
 @pytest.mark.parametrize("sub", ["", "CAMUS_public", "CAMUS_public/database_nifti"])
@@ -97,19 +108,36 @@ def test_load_instant_returns_the_written_spacing(nifti_root, original_root):
             assert d["image"].dtype == np.uint8 and d["gt"].dtype == np.uint8
             assert d["image"].shape == d["gt"].shape == (g.rows, g.cols)
             assert d["spacing"] == pytest.approx((g.row_mm, g.col_mm), rel=1e-6)
-            assert d["frame_index"] == d["info"]["ES"] - 1
+            assert d["frame_index"] == d["info"]["ES"] - d["info"]["ED"] > 0
+            assert d["es_to_ed"] is False
 
 
 def test_testing_folder_of_the_original_release_has_no_gt(original_root):
-    d = reader.load_instant(original_root, "patient0460", "2CH", "ED")
+    d = reader.load_instant(original_root, "testing/patient0010", "2CH", "ED")
     assert d["gt"] is None and d["image"].ndim == 2
+    same = reader.load_instant(original_root, "patient0010", "2CH", "ED", subset="testing")
+    np.testing.assert_array_equal(same["image"], d["image"])
+    with pytest.raises(reader.CamusFormatError, match="patient0010 not found"):
+        reader.load_instant(original_root, "patient0010", "2CH", "ED")  # not in training/
 
 
-def test_truncated_raw_names_the_file(original_root, tmp_path):
+def test_original_release_instants_are_3d_with_a_singleton(original_root):
+    path = original_root / "training/patient0001/patient0001_2CH_ED.mhd"
+    assert sitk.GetArrayFromImage(sitk.ReadImage(str(path))).shape[0] == 1  # as the real files
+    assert reader.read_image(path)[0].ndim == 2
+
+
+def test_truncated_raw_names_the_file_and_the_bytes(original_root, tmp_path):
     root = _copy(original_root, tmp_path)
     raw = root / "training/patient0001/patient0001_2CH_ED.raw"
+    size = raw.stat().st_size
     raw.write_bytes(raw.read_bytes()[:100])
-    with pytest.raises(reader.CamusFormatError, match="patient0001_2CH_ED"):
+    with pytest.raises(
+        reader.CamusFormatError, match=f"patient0001_2CH_ED.raw: truncated: 100 of {size} bytes"
+    ):
+        reader.load_instant(root, "patient0001", "2CH", "ED")
+    raw.unlink()
+    with pytest.raises(reader.CamusFormatError, match="patient0001_2CH_ED.mhd: its data file"):
         reader.load_instant(root, "patient0001", "2CH", "ED")
 
 
@@ -122,6 +150,34 @@ def test_corrupt_nifti_names_the_file(nifti_root, tmp_path):
     path.write_bytes(path.read_bytes()[:20])  # a truncated gzip stream
     with pytest.raises(reader.CamusFormatError, match="patient0001_4CH_ES.nii.gz"):
         reader.load_instant(root, "patient0001", "4CH", "ES")
+
+
+def test_truncated_nifti_is_an_error_not_zeros(nifti_root, tmp_path):
+    """SimpleITK reads a .nii.gz cut in half without complaint, filling zeros: we do not."""
+    root = _copy(nifti_root, tmp_path)
+    path = root / "CAMUS_public/database_nifti/patient0002/patient0002_2CH_ED.nii.gz"
+    rows, cols = reader.read_image(path)[0].shape
+    expected = 352 + rows * cols  # NIfTI-1 header + uint8 pixels
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    sitk.ReadImage(str(path))  # the trap: no error from SimpleITK itself
+    with pytest.raises(
+        reader.CamusFormatError,
+        match=rf"patient0002_2CH_ED.nii.gz: truncated: \d+ of {expected} bytes",
+    ):
+        reader.load_instant(root, "patient0002", "2CH", "ED")
+    with pytest.raises(reader.CamusFormatError, match="truncated"):
+        reader.read_image_header(path)
+
+
+def test_multi_member_gzip_is_read(nifti_root, tmp_path):
+    """A .nii.gz written as two gzip members (legal) is complete: no false alarm."""
+    root = _copy(nifti_root, tmp_path)
+    path = root / "CAMUS_public/database_nifti/patient0001/patient0001_2CH_ED.nii.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:1000]) + gzip.compress(raw[1000:]))
+    image, _ = reader.read_image(path)
+    np.testing.assert_array_equal(image, reader.read_image(nifti_root / path.relative_to(root))[0])
 
 
 def _rewrite(path, fn):
@@ -139,7 +195,7 @@ def test_gt_label_7_is_rejected(nifti_root, tmp_path):
 
     def add_seven(a):
         a = a.copy()
-        a[a.shape[0] // 2, a.shape[1] // 2] = 7
+        a[..., a.shape[-2] // 2, a.shape[-1] // 2] = 7
         return a
 
     _rewrite(gt, add_seven)
@@ -156,25 +212,30 @@ def test_gt_label_7_is_rejected(nifti_root, tmp_path):
 def test_gt_on_another_grid_is_rejected(original_root, tmp_path):
     root = _copy(original_root, tmp_path)
     gt = root / "training/patient0002/patient0002_4CH_ED_gt.mhd"
-    _rewrite(gt, lambda a: a[:-1])
+    _rewrite(gt, lambda a: a[..., :-1, :])  # (1, rows, cols) in the original release
     with pytest.raises(reader.CamusFormatError, match="patient0002_4CH_ED_gt.mhd.*shape"):
         reader.load_instant(root, "patient0002", "4CH", "ED")
-    _rewrite(gt, lambda a: np.pad(a, ((0, 1), (0, 0))))  # shape back, then change spacing
+    _rewrite(gt, lambda a: np.pad(a, ((0, 0), (0, 1), (0, 0))))  # shape back, then change spacing
     image = sitk.ReadImage(str(gt))
-    image.SetSpacing((1.0, 1.0))
+    image.SetSpacing((1.0, 1.0, 1.0))
     sitk.WriteImage(image, str(gt))
     with pytest.raises(reader.CamusFormatError, match="patient0002_4CH_ED_gt.mhd.*spacing"):
         reader.load_instant(root, "patient0002", "4CH", "ED")
 
 
-def test_frames_outside_the_sequence_are_rejected(original_root, tmp_path):
+def test_frames_outside_the_sequence_are_rejected(original_root, tmp_path, caplog):
     root = _copy(original_root, tmp_path)
     cfg = root / "training/patient0001/Info_2CH.cfg"
     text = cfg.read_text()
     nb = reader.read_info_cfg(cfg)["NbFrame"]
     cfg.write_text(text.replace(f"NbFrame: {nb}", f"NbFrame: {nb + 5}"))
-    with pytest.raises(reader.CamusFormatError, match="Info_2CH.cfg.*NbFrame"):
-        reader.load_instant(root, "patient0001", "2CH", "ED")
+    # NbFrame only repeats what the sequence file says: a disagreement is a warning
+    d = reader.load_instant(root, "patient0001", "2CH", "ES")
+    assert "NbFrame" in caplog.text and "using the file" in caplog.text
+    assert d["num_frames"] == nb
+    warnings = []
+    reader.load_instant(root, "patient0001", "2CH", "ES", warnings=warnings)
+    assert len(warnings) == 1 and "Info_2CH.cfg: NbFrame" in warnings[0]
     cfg.write_text(
         "".join(
             ln if not ln.startswith("ES") else f"ES: {nb + 1}\n" for ln in text.splitlines(True)
@@ -241,3 +302,61 @@ def test_cfg_bad_line_names_the_file(tmp_path):
         reader.read_info_cfg(path)
     with pytest.raises(reader.CamusFormatError, match="Info_missing.cfg"):
         reader.read_info_cfg(tmp_path / "Info_missing.cfg")
+
+
+# --- views stored ES -> ED -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "layout, sequence", [("nifti", "half"), ("original", "half"), ("original", "cycle")]
+)
+def test_views_stored_es_to_ed_come_back_in_ed_to_es_order(tmp_path, layout, sequence):
+    root = phantom.write_synthetic_camus(
+        tmp_path,
+        patient_ids=[3],
+        layout=layout,
+        scale=0.1,
+        half_sequence_frames=(4, 5),
+        es_to_ed=["patient0003_4CH"],
+        original_sequence=sequence,
+    )
+    files = reader.patient_files(root, "patient0003", "4CH")
+    info = reader.read_info_cfg(files.info)
+    stored = sitk.GetArrayFromImage(sitk.ReadImage(str(files.sequence)))
+    n = stored.shape[0]
+    assert info["ED"] > info["ES"] and info["NbFrame"] == n  # the file runs ES -> ED
+    if sequence == "half":
+        assert (info["ED"], info["ES"]) == (n, 1)
+    ed = reader.load_instant(root, "patient0003", "4CH", "ED")
+    es = reader.load_instant(root, "patient0003", "4CH", "ES")
+    np.testing.assert_array_equal(stored[info["ED"] - 1], ed["image"])  # ED is still ED
+    np.testing.assert_array_equal(stored[info["ES"] - 1], es["image"])
+    assert ed["es_to_ed"] and es["es_to_ed"]
+    assert ed["frame_index"] == 0 and es["frame_index"] == info["ED"] - info["ES"]
+    other = reader.load_instant(root, "patient0003", "2CH", "ES")  # the 2CH view is not reversed
+    assert not other["es_to_ed"] and other["frame_index"] > 0
+    if layout == "nifti":
+        seq = reader.load_half_sequence(root, "patient0003", "4CH")
+        assert seq["es_to_ed"] and seq["instants"][0] == "ED" and seq["instants"][-1] == "ES"
+        np.testing.assert_array_equal(seq["images"][0], ed["image"])
+        np.testing.assert_array_equal(seq["images"][-1], es["image"])
+        np.testing.assert_array_equal(seq["gt"][0], ed["gt"])  # masks follow their images
+        np.testing.assert_array_equal(seq["gt"][-1], es["gt"])
+        assert seq["frame_index"].tolist() == list(range(n))
+        np.testing.assert_array_equal(seq["images"], stored[::-1])
+
+
+def test_frame_order_is_computed_from_the_cfg():
+    path = Path("Info_4CH.cfg")
+    forward = reader.frame_order({"ED": 3, "ES": 12, "NbFrame": 20}, path, 20)
+    assert not forward.es_to_ed and forward.ed_index == 2
+    assert forward.frame_index("ED") == 0 and forward.frame_index("ES") == 9
+    assert forward.instant_at(2) == "ED" and forward.instant_at(11) == "ES"
+    backward = reader.frame_order({"ED": 18, "ES": 1, "NbFrame": 18}, path, 18)
+    assert backward.es_to_ed and backward.ed_index == 0
+    assert backward.frame_index("ES") == 17 and backward.instant_at(17) == "ES"
+    np.testing.assert_array_equal(backward.in_ed_to_es_order(np.arange(18)), np.arange(18)[::-1])
+    unknown = reader.frame_order({"ED": math.nan, "ES": math.nan}, path, None)
+    assert unknown.frame_index("ED") == -1 and not unknown.es_to_ed
+    with pytest.raises(reader.CamusFormatError, match="ED must be a frame number"):
+        reader.frame_order({"ED": "first", "ES": 2}, path, 5)

@@ -1,21 +1,19 @@
-"""Reads a CAMUS download (either public release) from disk, and checks what it reads.
+"""Reads the files of a CAMUS download (either public release), and checks what it reads.
 
-Two releases exist (REFERENCE.md):
+Where the patients are is :mod:`tfds_camus.layout`'s business (re-exported here:
+:func:`detect_layout`, :func:`list_patients`, ...); this module reads one patient's files.
+Images are read with SimpleITK. Spacing is returned as ``(row_mm, col_mm)``: SimpleITK
+reports ``(x, y) = (col, row)``, converted here, once.
 
-- ``original``: the challenge release, MetaImage files (``.mhd`` + ``.raw``) under
-  ``training/patientXXXX/`` (with ``*_gt`` masks) and ``testing/patientXXXX/`` (no masks).
-  ``patientXXXX_{2CH,4CH}_sequence.mhd`` is the whole cycle, without masks.
-- ``nifti``: the 2023 release, ``CAMUS_public/database_nifti/patientXXXX/*.nii.gz`` (with a
-  ``*_half_sequence.nii.gz`` from ED to ES and its mask on every frame) and
-  ``CAMUS_public/database_split/subgroup_{training,validation,testing}.txt``.
-
-:func:`detect_layout` accepts the folder that holds either release, the release folder
-itself (``CAMUS_public``), or its inner folder (``training``, ``testing``,
-``database_nifti``). Images are read with SimpleITK. Spacing is returned as
-``(row_mm, col_mm)``: SimpleITK reports ``(x, y) = (col, row)``, converted here, once.
+Frames: ``Info_*.cfg`` gives ED and ES as 1-based frame numbers of the view's sequence. Some
+views are stored **ES -> ED** (``ED: NbFrame``, ``ES: 1``; about 4 % of the 4CH views). This
+module always hands sequences back in ED -> ES order, and ``frame_index`` always counts frames
+after ED (ED is 0); ``es_to_ed`` says how the file stored them. The sequence file is trusted
+over the cfg's ``NbFrame`` (a disagreement is a warning).
 
 Every error about the content of a file is a :class:`CamusFormatError` whose message starts
-with the path of the offending file.
+with the path of the offending file; truncated images are caught (a ``.raw`` shorter than
+its header needs, a ``.nii.gz`` whose gzip stream is cut short), not read as zeros.
 
 Example:
     >>> from tfds_camus import reader
@@ -28,10 +26,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import logging
 import math
 import os
 import re
+import struct
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -39,15 +40,64 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-logger = logging.getLogger(__name__)
+from tfds_camus.errors import CamusFormatError, InvalidPatientsError, MissingFilesError, Problem
+from tfds_camus.layout import (
+    Layout,
+    Patient,
+    detect_layout,
+    has_any_gt,
+    list_patients,
+    patient_index,
+)
+from tfds_camus.vocabulary import (
+    EXTENSIONS,
+    INSTANTS,
+    LAYOUTS,
+    NIFTI,
+    NUM_LABELS,
+    ORIGINAL,
+    PATIENT_ID_RE,
+    SPLIT_NAMES,
+    VIEWS,
+)
 
-ORIGINAL = "original"
-NIFTI = "nifti"
-LAYOUTS = (ORIGINAL, NIFTI)
-VIEWS = ("2CH", "4CH")
-INSTANTS = ("ED", "ES")
-NUM_LABELS = 4  # 0 background, 1 LV cavity, 2 myocardium, 3 left atrium
-SPLIT_NAMES = ("subgroup_training", "subgroup_validation", "subgroup_testing")
+__all__ = [
+    "EXTENSIONS",
+    "INSTANTS",
+    "LAYOUTS",
+    "NIFTI",
+    "NUM_LABELS",
+    "ORIGINAL",
+    "PATIENT_ID_RE",
+    "SPLIT_NAMES",
+    "STANDARD_INFO_KEYS",
+    "VIEWS",
+    "CamusFormatError",
+    "FrameOrder",
+    "ImageHeader",
+    "InvalidPatientsError",
+    "Layout",
+    "MissingFilesError",
+    "Patient",
+    "PatientFiles",
+    "Problem",
+    "check_complete",
+    "detect_layout",
+    "frame_order",
+    "has_any_gt",
+    "list_patients",
+    "load_half_sequence",
+    "load_instant",
+    "missing_files",
+    "patient_files",
+    "patient_index",
+    "read_image",
+    "read_image_header",
+    "read_info_cfg",
+    "read_split_lists",
+]
+
+logger = logging.getLogger(__name__)
 
 # Keys of Info_*.cfg that every reader result carries (NaN when the file lacks them).
 # Original release: LVedv, LVesv, LVef. 2023 release: EF (and FrameRate).
@@ -65,172 +115,21 @@ STANDARD_INFO_KEYS = (
     "FrameRate",
 )
 _INT_KEYS = ("ED", "ES", "NbFrame")
-# Patient folders are named patientXXXX; image files end in .mhd (original) or .nii.gz (2023).
-PATIENT_ID_RE = re.compile(r"^patient\d{4}$")
-EXTENSIONS = {ORIGINAL: ".mhd", NIFTI: ".nii.gz"}
 
 
-class CamusFormatError(ValueError):
-    """A file or folder of a CAMUS download is missing, unreadable or inconsistent.
-
-    The message starts with the path of the file (or folder) at fault.
-    """
+# --- text files ------------------------------------------------------------------------------
 
 
-class MissingFilesError(CamusFormatError):
-    """A patient lacks files it needs; ``missing`` lists their paths."""
-
-    def __init__(self, patient_dir: Path, missing: list[Path], note: str = ""):
-        self.patient_dir = Path(patient_dir)
-        self.missing = [Path(p) for p in missing]
-        names = ", ".join(p.name for p in self.missing)
-        super().__init__(f"{self.patient_dir}: missing {len(self.missing)} file(s): {names}{note}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Where the patients of one CAMUS download are.
-
-    Attributes:
-        kind: ``"original"`` or ``"nifti"``.
-        root: the folder that was given.
-        subsets: ``(name, folder)`` pairs that hold ``patientXXXX/`` folders; ``name`` is
-            ``"training"``, ``"testing"`` (original release) or ``"database_nifti"``.
-        split_dir: the 2023 release's ``database_split/`` folder, or None.
-    """
-
-    kind: str
-    root: Path
-    subsets: tuple[tuple[str, Path], ...]
-    split_dir: Path | None = None
-
-    @property
-    def extension(self) -> str:
-        """File extension of the images: ``.mhd`` or ``.nii.gz``."""
-        return EXTENSIONS[self.kind]
-
-
-def _is_patient_dir(path: Path) -> bool:
-    return path.is_dir() and PATIENT_ID_RE.match(path.name) is not None
-
-
-def _patient_dirs(folder: Path) -> list[Path]:
+def read_text(path: Path) -> str:
+    """A text file as str (UTF-8 with or without BOM, else Latin-1), naming it on failure."""
     try:
-        return sorted(p for p in folder.iterdir() if _is_patient_dir(p))
-    except OSError:
-        return []
-
-
-def _kind_of_patient_folder(folder: Path) -> str | None:
-    """Guesses the release from the image files of the first patient folder in ``folder``."""
-    for patient in _patient_dirs(folder):
-        names = [p.name for p in patient.iterdir()]
-        if any(n.endswith(".nii.gz") or n.endswith(".nii") for n in names):
-            return NIFTI
-        if any(n.endswith(".mhd") for n in names):
-            return ORIGINAL
-    return None
-
-
-def _detect_here(path: Path) -> Layout | None:
-    original = tuple(
-        (name, path / name) for name in ("training", "testing") if (path / name).is_dir()
-    )
-    if original:
-        return Layout(ORIGINAL, path, original)
-    if (path / "database_nifti").is_dir():
-        split = path / "database_split"
-        return Layout(
-            NIFTI,
-            path,
-            (("database_nifti", path / "database_nifti"),),
-            split if split.is_dir() else None,
-        )
-    kind = _kind_of_patient_folder(path)
-    if kind == NIFTI:
-        split = path.parent / "database_split"
-        return Layout(NIFTI, path, ((path.name, path),), split if split.is_dir() else None)
-    if kind == ORIGINAL:
-        return Layout(ORIGINAL, path, ((path.name, path),))
-    return None
-
-
-def detect_layout(path: str | os.PathLike | Layout) -> Layout:
-    """Finds which CAMUS release a folder holds, and where its patients are.
-
-    Args:
-        path: the folder with ``training/`` and/or ``testing/`` (original release), or with
-            ``database_nifti/`` (2023 release), or one folder above either (e.g. the folder
-            that holds ``CAMUS_public/``), or one of the inner folders themselves.
-            A :class:`Layout` is returned unchanged.
-
-    Returns:
-        A :class:`Layout`.
-
-    Raises:
-        CamusFormatError: if the folder does not exist or holds neither release.
-    """
-    if isinstance(path, Layout):
-        return path
-    path = Path(os.fspath(path))
-    if not path.is_dir():
-        raise CamusFormatError(f"{path}: not a folder (expected a CAMUS download)")
-    layout = _detect_here(path)
-    if layout is not None:
-        return layout
-    children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found = [lay for lay in (_detect_here(c) for c in children) if lay is not None]
-    if len(found) == 1:
-        return found[0]
-    if len(found) > 1:
-        raise CamusFormatError(
-            f"{path}: holds several CAMUS downloads ({', '.join(str(f.root) for f in found)}); "
-            "give one of them"
-        )
-    listing = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
-    raise CamusFormatError(
-        f"{path}: no CAMUS release found (expected training/ and/or testing/ with .mhd files, "
-        f"or database_nifti/ with .nii.gz files); found: {listing}"
-    )
-
-
-def patient_index(manual_dir: str | os.PathLike | Layout) -> dict[str, tuple[str, Path]]:
-    """Maps every patient id of a download to ``(subset name, patient folder)``.
-
-    A patient found in both ``training/`` and ``testing/`` is taken from the folder whose
-    files include masks (a warning is logged).
-    """
-    layout = detect_layout(manual_dir)
-    index: dict[str, tuple[str, Path]] = {}
-    for subset, folder in layout.subsets:
-        for patient_dir in _patient_dirs(folder):
-            pid = patient_dir.name
-            if pid in index:
-                kept = index[pid]
-                if not _has_any_gt(kept[1]) and _has_any_gt(patient_dir):
-                    index[pid] = (subset, patient_dir)
-                    kept = index[pid]
-                logger.warning("%s is in two folders; using %s", pid, kept[1])
-                continue
-            index[pid] = (subset, patient_dir)
-    return dict(sorted(index.items()))
-
-
-def _has_any_gt(patient_dir: Path) -> bool:
-    return any("_gt." in p.name for p in patient_dir.iterdir())
-
-
-def list_patients(
-    manual_dir: str | os.PathLike | Layout, *, labeled_only: bool = False
-) -> list[str]:
-    """Returns the sorted patient ids (``"patient0001"``, ...) of a download.
-
-    Args:
-        manual_dir: a folder or :class:`Layout` (see :func:`detect_layout`).
-        labeled_only: keep only patients with at least one ground-truth mask file.
-    """
-    index = patient_index(manual_dir)
-    return [pid for pid, (_, d) in index.items() if not labeled_only or _has_any_gt(d)]
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise CamusFormatError(f"{path}: cannot read: {e}") from e
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def read_split_lists(manual_dir: str | os.PathLike | Layout) -> dict[str, list[str]]:
@@ -248,23 +147,12 @@ def read_split_lists(manual_dir: str | os.PathLike | Layout) -> dict[str, list[s
         path = layout.split_dir / f"{name}.txt"
         if not path.is_file():
             continue
-        ids = [ln.strip() for ln in _read_text(path).splitlines() if ln.strip()]
+        ids = [ln.strip() for ln in read_text(path).splitlines() if ln.strip()]
         bad = [i for i in ids if not PATIENT_ID_RE.match(i)]
         if bad:
             raise CamusFormatError(f"{path}: not patient ids: {bad[:5]}")
         lists[name] = ids
     return lists
-
-
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CamusFormatError(f"{path}: cannot read: {e}") from e
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
 
 
 def _parse_value(key: str, value: str) -> Any:
@@ -290,7 +178,7 @@ def read_info_cfg(path: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(os.fspath(path))
     info: dict[str, Any] = {}
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -302,6 +190,190 @@ def read_info_cfg(path: str | os.PathLike) -> dict[str, Any]:
     for key in STANDARD_INFO_KEYS:
         info.setdefault(key, math.nan)
     return info
+
+
+# --- image headers and completeness ----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without its pixels.
+
+    Attributes:
+        shape: ``(rows, cols)`` or ``(frames, rows, cols)`` (numpy order).
+        spacing: ``(row_mm, col_mm)``.
+        components: values per pixel (1 for CAMUS).
+        pixel_type: SimpleITK's name of the pixel type, e.g. ``"8-bit unsigned integer"``.
+    """
+
+    shape: tuple[int, ...]
+    spacing: tuple[float, float]
+    components: int
+    pixel_type: str
+
+
+def squeeze_singleton(shape: tuple[int, ...], ndim: int) -> tuple[int, ...]:
+    """(1, rows, cols) -> (rows, cols) for a 2-D image stored as 3-D (original release)."""
+    if ndim == 2 and len(shape) == 3 and shape[0] == 1:
+        return shape[1:]
+    return shape
+
+
+def read_image_header(path: str | os.PathLike) -> ImageHeader:
+    """Reads only an image's header (cheap: no pixel data), checked for completeness.
+
+    Raises:
+        CamusFormatError: naming ``path`` if it is missing, its header is unreadable, its
+            spacing is not positive, or its data is truncated.
+    """
+    path = Path(os.fspath(path))
+    if not path.is_file():
+        raise CamusFormatError(f"{path}: file not found")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise CamusFormatError(f"{path}: cannot read image header ({_last_line(e)})") from e
+    size = reader.GetSize()
+    spacing_xyz = reader.GetSpacing()
+    shape = tuple(int(s) for s in reversed(size))
+    spacing = (float(spacing_xyz[1]), float(spacing_xyz[0])) if len(size) >= 2 else (1.0, 1.0)
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise CamusFormatError(f"{path}: invalid spacing {spacing}")
+    header = ImageHeader(
+        shape,
+        spacing,
+        int(reader.GetNumberOfComponents()),
+        sitk.GetPixelIDValueAsString(reader.GetPixelID()),
+    )
+    check_complete(path)
+    return header
+
+
+def _last_line(err: Exception) -> str:
+    lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else str(err)
+
+
+_MET_BYTES = {
+    "MET_UCHAR": 1,
+    "MET_CHAR": 1,
+    "MET_USHORT": 2,
+    "MET_SHORT": 2,
+    "MET_UINT": 4,
+    "MET_INT": 4,
+    "MET_ULONG": 8,
+    "MET_LONG": 8,
+    "MET_FLOAT": 4,
+    "MET_DOUBLE": 8,
+}
+
+
+def check_complete(path: str | os.PathLike) -> None:
+    """Raises :class:`CamusFormatError` naming the file if an image's data is cut short: a
+    ``.raw`` shorter than its ``.mhd`` announces (or missing), or a ``.nii.gz`` that does not
+    decompress to the size its header needs. SimpleITK reads both without an error, filling
+    the missing pixels with zeros."""
+    path = Path(os.fspath(path))
+    name = path.name.lower()
+    if name.endswith(".mhd"):
+        _check_metaimage_data(path)
+    elif name.endswith(".nii.gz"):
+        _check_gzip_length(path)
+
+
+def _check_metaimage_data(path: Path) -> None:
+    """A ``.mhd``'s data file must exist and hold the bytes its header announces."""
+    fields = {}
+    for line in read_text(path).splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+    data_file = fields.get("elementdatafile", "")
+    if not data_file or data_file.upper() in ("LOCAL", "LIST") or "%" in data_file:
+        return
+    if fields.get("compresseddata", "false").lower() == "true":
+        return
+    raw = path.parent / data_file
+    if not raw.is_file():
+        raise CamusFormatError(f"{path}: its data file {data_file} is missing")
+    try:
+        dims = [int(v) for v in fields.get("dimsize", "").split()]
+        per_pixel = _MET_BYTES[fields.get("elementtype", "").upper()]
+        channels = int(fields.get("elementnumberofchannels", "1"))
+    except (ValueError, KeyError):
+        return  # a header SimpleITK read but we cannot size: leave it to the reader
+    expected = math.prod(dims) * per_pixel * channels + max(int(fields.get("headersize", 0)), 0)
+    actual = raw.stat().st_size
+    if actual < expected:
+        raise CamusFormatError(f"{raw}: truncated: {actual} of {expected} bytes")
+
+
+def _nifti_bytes(head: bytes) -> int | None:
+    """Uncompressed size of a NIfTI-1 file from its header (None if not NIfTI-1)."""
+    if len(head) < 348:
+        return None
+    for endian in "<>":
+        (sizeof_hdr,) = struct.unpack(endian + "i", head[:4])
+        if sizeof_hdr == 348:
+            dims = struct.unpack(endian + "8h", head[40:56])
+            (bitpix,) = struct.unpack(endian + "h", head[72:74])
+            (vox_offset,) = struct.unpack(endian + "f", head[108:112])
+            ndim = dims[0]
+            if not 1 <= ndim <= 7 or bitpix <= 0:
+                return None
+            voxels = math.prod(max(d, 1) for d in dims[1 : ndim + 1])
+            return int(max(vox_offset, 348)) + voxels * bitpix // 8
+    return None
+
+
+def _check_gzip_length(path: Path) -> None:
+    """A ``.nii.gz`` must decompress to the size its NIfTI header needs.
+
+    Cheap first (the gzip trailer's length field against the header); only when they
+    disagree is the whole stream decompressed (zlib checks its CRC on the way).
+    """
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(352)
+        with open(path, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            (isize,) = struct.unpack("<I", f.read(4))
+    except (OSError, EOFError, zlib.error, struct.error) as e:
+        raise CamusFormatError(f"{path}: not a readable gzip file ({e})") from e
+    expected = _nifti_bytes(head)
+    if expected is None or isize == expected % 2**32:
+        return
+    total, error = _gunzip_length(path)
+    if error or total < expected:
+        detail = f" ({error})" if error else ""
+        raise CamusFormatError(f"{path}: truncated: {total} of {expected} bytes{detail}")
+
+
+def _gunzip_length(path: Path) -> tuple[int, str]:
+    """Bytes a gzip file decompresses to, and what stopped it early ("" if nothing)."""
+    total = 0
+    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            try:
+                total += len(decompressor.decompress(chunk))
+            except zlib.error as e:
+                return total, f"corrupt gzip stream: {e}"
+            while decompressor.eof and decompressor.unused_data:  # a further gzip member
+                rest = decompressor.unused_data
+                decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                try:
+                    total += len(decompressor.decompress(rest))
+                except zlib.error as e:
+                    return total, f"corrupt gzip stream: {e}"
+    if not decompressor.eof:
+        return total, "the gzip stream ends early"
+    return total, ""
+
+
+# --- pixels ----------------------------------------------------------------------------------
 
 
 def _to_uint8(array: np.ndarray, path: Path) -> np.ndarray:
@@ -323,8 +395,8 @@ def read_image(path: str | os.PathLike, *, ndim: int = 2) -> tuple[np.ndarray, t
 
     Args:
         path: a ``.mhd`` or ``.nii.gz`` file.
-        ndim: 2 for an image or mask (a 3-D file with one slice is accepted), 3 for a
-            sequence (frames, rows, cols).
+        ndim: 2 for an image or mask (a 3-D file with one slice, as the original release
+            stores them, is accepted), 3 for a sequence (frames, rows, cols).
 
     Returns:
         ``(array, (row_mm, col_mm))``: a uint8 array of shape ``(rows, cols)`` or
@@ -335,48 +407,20 @@ def read_image(path: str | os.PathLike, *, ndim: int = 2) -> tuple[np.ndarray, t
             wrong dimension, not 8-bit, or has a non-positive spacing.
     """
     path = Path(os.fspath(path))
-    if not path.is_file():
-        raise CamusFormatError(f"{path}: file not found")
+    header = read_image_header(path)  # missing, truncated, bad spacing: named here
     try:
         image = sitk.ReadImage(str(path))
         array = sitk.GetArrayFromImage(image)
     except RuntimeError as e:
-        detail = str(e).strip().splitlines()
-        raise CamusFormatError(f"{path}: cannot read image ({detail[-1] if detail else e})") from e
-    spacing_xyz = image.GetSpacing()
+        raise CamusFormatError(f"{path}: cannot read image ({_last_line(e)})") from e
     if ndim == 2 and array.ndim == 3 and array.shape[0] == 1:
         array = array[0]
     if array.ndim != ndim:
         raise CamusFormatError(
             f"{path}: expected a {ndim}-D image, got shape {array.shape}"
-            + (
-                " (several components per pixel)"
-                if image.GetNumberOfComponentsPerPixel() > 1
-                else ""
-            )
+            + (" (several components per pixel)" if header.components > 1 else "")
         )
-    spacing = (float(spacing_xyz[1]), float(spacing_xyz[0]))  # (x, y) -> (row, col)
-    if not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise CamusFormatError(f"{path}: invalid spacing {spacing}")
-    return _to_uint8(array, path), spacing
-
-
-def read_image_info(path: str | os.PathLike) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """Reads only the header of an image: ``(shape as (…, rows, cols), spacing (row, col, …))``.
-
-    Cheap (no pixel data); used to check frame numbers against a sequence's length.
-    """
-    path = Path(os.fspath(path))
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as e:
-        raise CamusFormatError(f"{path}: cannot read image header ({e})") from e
-    size = reader.GetSize()
-    spacing = reader.GetSpacing()
-    shape = tuple(int(s) for s in reversed(size))
-    return shape, (spacing[1], spacing[0], *spacing[2:])
+    return _to_uint8(array, path), header.spacing
 
 
 def check_mask(gt: np.ndarray, path: Path) -> None:
@@ -409,6 +453,9 @@ def check_same_grid(
         )
 
 
+# --- one patient's files ---------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class PatientFiles:
     """The files of one patient and view (paths may not exist)."""
@@ -417,6 +464,7 @@ class PatientFiles:
     kind: str
     patient_id: str
     view: str
+    key: str = ""  # the patient's key in its download ("testing/patient0001"); id if empty
 
     def _path(self, suffix: str) -> Path:
         return self.patient_dir / f"{self.patient_id}_{self.view}_{suffix}{EXTENSIONS[self.kind]}"
@@ -433,7 +481,7 @@ class PatientFiles:
 
     @property
     def sequence(self) -> Path:
-        """Whole cycle (original release) or ED-to-ES half sequence (2023 release)."""
+        """The view's sequence: ``_sequence`` (original release), ``_half_sequence`` (2023)."""
         return self._path("sequence" if self.kind == ORIGINAL else "half_sequence")
 
     @property
@@ -449,22 +497,28 @@ def _check_view(view: str) -> str:
 
 
 def patient_files(
-    manual_dir: str | os.PathLike | Layout, patient_id: str, view: str
+    manual_dir: str | os.PathLike | Layout,
+    patient: str | Patient,
+    view: str,
+    *,
+    subset: str | None = None,
 ) -> PatientFiles:
-    """Returns the :class:`PatientFiles` of ``patient_id``'s ``view``.
+    """Returns the :class:`PatientFiles` of a patient's ``view``.
+
+    Args:
+        manual_dir: a folder or :class:`Layout`.
+        patient: a :class:`~tfds_camus.layout.Patient`, a key (``"testing/patient0001"``)
+            or an id (the patient outside testing/ unless ``subset`` says otherwise).
+        view: ``"2CH"`` or ``"4CH"``.
+        subset: ``"training"`` / ``"testing"`` to pick among same-id patients.
 
     Raises:
         CamusFormatError: if the patient is not in the download.
     """
     layout = detect_layout(manual_dir)
     view = _check_view(view)
-    for _, folder in layout.subsets:
-        patient_dir = folder / patient_id
-        if patient_dir.is_dir():
-            break
-    else:
-        raise CamusFormatError(f"{layout.root}: patient {patient_id} not found")
-    return PatientFiles(patient_dir, layout.kind, patient_id, view)
+    p = layout.patient(patient, subset)
+    return PatientFiles(p.path, layout.kind, p.patient_id, view, p.key)
 
 
 def missing_files(
@@ -494,77 +548,167 @@ def missing_files(
     return [p for p in needed if not p.is_file()]
 
 
-def _check_frames(info: dict[str, Any], info_path: Path, num_frames: int | None) -> None:
+# --- frames ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FrameOrder:
+    """Where ED and ES are in a view's sequence, and in which order it is stored.
+
+    Attributes:
+        ed, es: 1-based frame numbers in the file (None when the cfg has none).
+        num_frames: frames of the sequence file (its header), else the cfg's NbFrame.
+        es_to_ed: the file runs from ES to ED (``ED > ES``).
+    """
+
+    ed: int | None
+    es: int | None
+    num_frames: int | None
+    es_to_ed: bool
+
+    @property
+    def ed_index(self) -> int | None:
+        """0-based position of ED once the sequence is in ED -> ES order."""
+        if self.ed is None:
+            return None
+        if self.es_to_ed:
+            return self.num_frames - self.ed if self.num_frames else 0
+        return self.ed - 1
+
+    def frame_index(self, instant: str) -> int:
+        """Frames after ED of ``"ED"`` (0) or ``"ES"``; -1 when the cfg does not say."""
+        frame = self.ed if instant == "ED" else self.es
+        if frame is None or self.ed is None:
+            return -1
+        return abs(frame - self.ed)
+
+    def in_ed_to_es_order(self, frames: np.ndarray) -> np.ndarray:
+        """A ``(frames, ...)`` array of the file, in ED -> ES order."""
+        return np.ascontiguousarray(frames[::-1]) if self.es_to_ed else frames
+
+    def instant_at(self, index: int) -> str:
+        """``"ED"``, ``"ES"`` or ``"other"`` for a 0-based position in ED -> ES order."""
+        ed = self.ed_index
+        if ed is None:
+            return "other"
+        if index == ed:
+            return "ED"
+        if self.es is not None and index == ed + abs(self.es - self.ed):
+            return "ES"
+        return "other"
+
+
+def frame_order(
+    info: dict[str, Any], info_path: Path, num_frames: int | None, warnings: list | None = None
+) -> FrameOrder:
+    """Checks a cfg's ED / ES against the sequence and says in which order it is stored.
+
+    Args:
+        info: the view's ``Info_*.cfg`` (see :func:`read_info_cfg`).
+        info_path: its path, for messages.
+        num_frames: frames of the sequence file, or None if there is none.
+        warnings: where to append what is odd but usable (NbFrame disagreeing with the
+            file, ED = ES); logged if None.
+
+    Raises:
+        CamusFormatError: naming the cfg if ED / ES are not frame numbers of the sequence.
+    """
+
+    def warn(message: str) -> None:
+        if warnings is None:
+            logger.warning("%s", message)
+        else:
+            warnings.append(message)
+
     nb = info.get("NbFrame")
     limit = num_frames
-    if isinstance(nb, int):
-        if nb < 1:
-            raise CamusFormatError(f"{info_path}: NbFrame must be >= 1, got {nb}")
-        if num_frames is not None and nb != num_frames:
-            raise CamusFormatError(
-                f"{info_path}: NbFrame {nb} but the sequence has {num_frames} frames"
+    if isinstance(nb, int) and not isinstance(nb, bool):
+        if num_frames is None:
+            if nb < 1:
+                raise CamusFormatError(f"{info_path}: NbFrame must be >= 1, got {nb}")
+            limit = nb
+        elif nb != num_frames:
+            warn(
+                f"{info_path}: NbFrame {nb} but the sequence file has {num_frames} frames; "
+                "using the file"
             )
-        limit = nb
+    frames = {}
     for key in INSTANTS:
         value = info.get(key)
         if isinstance(value, float) and math.isnan(value):
+            frames[key] = None
             continue
-        if not isinstance(value, int):
+        if not isinstance(value, int) or isinstance(value, bool):
             raise CamusFormatError(f"{info_path}: {key} must be a frame number, got {value!r}")
         if value < 1 or (limit is not None and value > limit):
             raise CamusFormatError(
                 f"{info_path}: {key} = {value} is outside the sequence's frames 1..{limit}"
             )
+        frames[key] = value
+    ed, es = frames["ED"], frames["ES"]
+    if ed is not None and ed == es:
+        warn(f"{info_path}: ED and ES are the same frame ({ed})")
+    return FrameOrder(ed, es, limit, ed is not None and es is not None and ed > es)
 
 
-def read_patient_info(files: PatientFiles, *, check_sequence: bool = True) -> dict[str, Any]:
-    """Reads and checks a view's ``Info_*.cfg``: ED/ES within 1..NbFrame (and within the
-    sequence file's frames when the sequence exists and ``check_sequence``; only its header is
-    read)."""
+def _sequence_frames(files: PatientFiles) -> int | None:
+    if not files.sequence.is_file():
+        return None
+    shape = read_image_header(files.sequence).shape
+    return shape[0] if len(shape) == 3 else 1
+
+
+def read_patient_info(
+    files: PatientFiles, *, check_sequence: bool = True, warnings: list | None = None
+) -> tuple[dict[str, Any], FrameOrder]:
+    """Reads and checks a view's ``Info_*.cfg`` against its sequence file (header only)."""
     info = read_info_cfg(files.info)
-    num_frames = None
-    if check_sequence and files.sequence.is_file():
-        shape, _ = read_image_info(files.sequence)
-        num_frames = shape[0] if len(shape) == 3 else 1
-    _check_frames(info, files.info, num_frames)
-    return info
+    num_frames = _sequence_frames(files) if check_sequence else None
+    return info, frame_order(info, files.info, num_frames, warnings)
 
 
 def load_instant(
     manual_dir: str | os.PathLike | Layout,
-    patient_id: str,
+    patient: str | Patient,
     view: str,
     instant: str,
     *,
     check_sequence: bool = True,
+    subset: str | None = None,
+    warnings: list | None = None,
 ) -> dict[str, Any]:
     """Loads one annotated instant (ED or ES) of one view of one patient, checked.
 
     Args:
         manual_dir: a folder or :class:`Layout` (see :func:`detect_layout`).
-        patient_id: e.g. ``"patient0001"``.
+        patient: a patient, key or id (see :func:`patient_files`), e.g. ``"patient0001"``.
         view: ``"2CH"`` or ``"4CH"``.
         instant: ``"ED"`` or ``"ES"``.
         check_sequence: also check ED/ES against the sequence file's length (header only).
+        subset: picks among same-id patients of the original release.
+        warnings: where to append what is odd but usable (see :func:`frame_order`); logged
+            if None.
 
     Returns:
         ``dict(image=uint8 (rows, cols), gt=uint8 (rows, cols) or None when the release has
-        no mask for it, spacing=(row_mm, col_mm), info=Info_*.cfg values, frame_index=0-based
-        frame of the instant in the sequence (-1 if unknown), image_path=, gt_path=)``.
+        no mask for it, spacing=(row_mm, col_mm), info=Info_*.cfg values, frame_index=frames
+        after ED (ED: 0; -1 if the cfg does not say), es_to_ed=the sequence is stored ES -> ED,
+        num_frames=frames of the sequence (file, else cfg; -1 if unknown), image_path=,
+        gt_path=)``.
 
     Raises:
         MissingFilesError: if the image or the cfg is missing.
-        CamusFormatError: naming the file, if a file is unreadable, the mask is not on the
-            image's grid, has labels outside 0..3, or ED/ES are outside the sequence.
+        CamusFormatError: naming the file, if a file is unreadable or truncated, the mask is
+            not on the image's grid, has labels outside 0..3, or ED/ES are outside the sequence.
     """
     instant = str(instant).upper()
     if instant not in INSTANTS:
         raise ValueError(f"instant must be one of {INSTANTS}, got {instant!r}")
-    files = patient_files(manual_dir, patient_id, view)
+    files = patient_files(manual_dir, patient, view, subset=subset)
     missing = missing_files(files, gt=False, instants=(instant,))
     if missing:
         raise MissingFilesError(files.patient_dir, missing)
-    info = read_patient_info(files, check_sequence=check_sequence)
+    info, order = read_patient_info(files, check_sequence=check_sequence, warnings=warnings)
     image_path = files.image(instant)
     image, spacing = read_image(image_path)
     gt_path = files.gt(instant)
@@ -573,33 +717,41 @@ def load_instant(
         gt, gt_spacing = read_image(gt_path)
         check_same_grid(image.shape, spacing, gt.shape, gt_spacing, gt_path, image_path)
         check_mask(gt, gt_path)
-    frame = info.get(instant)
     return {
         "image": image,
         "gt": gt,
         "spacing": spacing,
         "info": info,
-        "frame_index": frame - 1 if isinstance(frame, int) else -1,
+        "frame_index": order.frame_index(instant),
+        "es_to_ed": order.es_to_ed,
+        "num_frames": order.num_frames if order.num_frames is not None else -1,
         "image_path": image_path,
         "gt_path": gt_path if gt is not None else None,
     }
 
 
 def load_half_sequence(
-    manual_dir: str | os.PathLike | Layout, patient_id: str, view: str
+    manual_dir: str | os.PathLike | Layout,
+    patient: str | Patient,
+    view: str,
+    *,
+    subset: str | None = None,
+    warnings: list | None = None,
 ) -> dict[str, Any]:
-    """Loads the 2023 release's half sequence (ED to ES) of one view, with its masks, checked.
+    """Loads the 2023 release's half sequence of one view with its masks, in ED -> ES order.
 
     Returns:
-        ``dict(images=uint8 (frames, rows, cols), gt=uint8 (frames, rows, cols),
-        spacing=(row_mm, col_mm), info=Info_*.cfg values, image_path=, gt_path=)``.
+        ``dict(images=uint8 (frames, rows, cols), gt=uint8 (frames, rows, cols), both in ED ->
+        ES order, spacing=(row_mm, col_mm), info=Info_*.cfg values, order=FrameOrder (of the
+        file), frame_index=int array of frames after ED, instants=["ED", "other", ..., "ES"],
+        es_to_ed=bool, image_path=, gt_path=)``.
 
     Raises:
         CamusFormatError: if the download is the original release (it has no annotated
-            sequences), a file is missing or unreadable, the masks are not on the images'
-            grid or have labels outside 0..3, or ED/ES/NbFrame disagree with the sequence.
+            sequences), a file is missing, unreadable or truncated, the masks are not on the
+            images' grid or have labels outside 0..3, or ED/ES are missing or outside it.
     """
-    files = patient_files(manual_dir, patient_id, view)
+    files = patient_files(manual_dir, patient, view, subset=subset)
     if files.kind != NIFTI:
         raise CamusFormatError(
             f"{files.patient_dir}: annotated half sequences exist only in the 2023 (NIfTI) "
@@ -613,12 +765,19 @@ def load_half_sequence(
     check_same_grid(images.shape, spacing, gt.shape, gt_spacing, files.sequence_gt, files.sequence)
     check_mask(gt, files.sequence_gt)
     info = read_info_cfg(files.info)
-    _check_frames(info, files.info, images.shape[0])
+    order = frame_order(info, files.info, images.shape[0], warnings)
+    if order.ed is None or order.es is None:
+        raise CamusFormatError(f"{files.info}: ED and ES are needed to order the half sequence")
+    n = images.shape[0]
     return {
-        "images": images,
-        "gt": gt,
+        "images": order.in_ed_to_es_order(images),
+        "gt": order.in_ed_to_es_order(gt),
         "spacing": spacing,
         "info": info,
+        "order": order,
+        "frame_index": np.arange(n, dtype=np.int32) - np.int32(order.ed_index),
+        "instants": [order.instant_at(i) for i in range(n)],
+        "es_to_ed": order.es_to_ed,
         "image_path": files.sequence,
         "gt_path": files.sequence_gt,
     }

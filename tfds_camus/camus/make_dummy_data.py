@@ -3,8 +3,10 @@
     python -m tfds_camus.camus.make_dummy_data
 
 Three patients from three test groups (patient0001: group 1, patient0042: group 2,
-patient0455: group 10), images at 1/10 of the CAMUS size, 3 frames from ED to ES. In the
-original layout patient0455 lands in ``testing/`` without masks, as in the challenge release.
+patient0455: group 10), images at 1/10 of the CAMUS size, 3 frames from ED to ES, the 4CH
+view of patient0042 stored ES -> ED (as ~4 % of the real 4CH views are). In the original
+layout person 455 lands in ``testing/patient0005`` without masks, as in the challenge
+release (whose testing/ ids restart at patient0001).
 The builder's tests (tests/test_tfds_camus_builder.py) expect exactly this content.
 """
 
@@ -19,6 +21,7 @@ DUMMY_DATA = Path(__file__).parent / "dummy_data"
 PATIENTS = (1, 42, 455)
 SCALE = 0.1
 FRAMES = (3, 3)
+ES_TO_ED = ("patient0042_4CH",)
 
 
 def main() -> None:
@@ -32,6 +35,7 @@ def main() -> None:
             seed=0,
             scale=SCALE,
             half_sequence_frames=FRAMES,
+            es_to_ed=ES_TO_ED,
             compression_level=9,
         )
         print(out)
