@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,72 @@ def fold_split_strings(builder, k: int) -> dict[str, str]:
             )
         out[part] = "+".join(kept)
     return out
+
+
+# The paper's folds: 8 groups of 50 patients to train on, one to validate, one to test.
+PAPER_FOLD_PATIENTS = {"train": 400, "validation": 50, "test": 50}
+_EXAMPLES_PER_PATIENT = 4  # configs "256" and "native": 2 views x (ED, ES)
+
+
+def split_patient_counts(builder) -> dict[str, int]:
+    """Patients per prepared split: from the dataset's metadata (camus >= 2.0.0), else
+    counted from the examples (4 per patient in the ED / ES configs)."""
+    counts = (builder.info.metadata or {}).get("patients_per_split")
+    if counts:
+        return {str(k): int(v) for k, v in counts.items()}
+    return {
+        name: split.num_examples // _EXAMPLES_PER_PATIENT
+        for name, split in builder.info.splits.items()
+    }
+
+
+def fold_protocol(builder, folds: Sequence[int]) -> dict:
+    """Training / validation / test patients of each fold on this dataset, against the paper.
+
+    Returns:
+        ``{"release": ..., "folds": [{"fold", "train", "validation", "test", "as_paper"}],
+        "deviations": [lines naming each fold that cannot run as the paper ran it]}``.
+        On the original release every fold deviates: its 450 labelled patients lack the
+        paper's patients 451..500 (46 of test group 10, 4 of group 9).
+    """
+    import tfds_camus
+
+    counts = split_patient_counts(builder)
+    release = (builder.info.metadata or {}).get("release")
+    rows, deviations = [], []
+    for k in folds:
+        row = {"fold": int(k)}
+        for part, split in tfds_camus.fold_splits(int(k)).items():
+            row[part] = sum(counts.get(g, 0) for g in split.split("+"))
+        row["as_paper"] = all(row[p] == n for p, n in PAPER_FOLD_PATIENTS.items())
+        rows.append(row)
+        if not row["as_paper"]:
+            deviations.append(
+                f"fold {k}: {row['train']} / {row['validation']} / {row['test']} training / "
+                "validation / test patients, not the paper's 400 / 50 / 50"
+            )
+    if deviations and release == "original":
+        deviations.append(
+            "this is the original challenge release: its training/ has masks for patients "
+            "1..450 only, while the paper's folds hold 451..500 too (46 in group 10, 4 in "
+            "group 9; the 2023 release has them all). Its testing/ patients are other people "
+            "under the same ids and are never used in the folds."
+        )
+    return {"release": release, "folds": rows, "deviations": deviations}
+
+
+def format_fold_protocol(protocol: Mapping) -> list[str]:
+    """Lines of a table of patients per fold, and the deviations from the paper."""
+    lines = ["fold  train  validation  test  (the paper: 400 / 50 / 50)"]
+    for r in protocol["folds"]:
+        mark = "" if r["as_paper"] else "  <- not as in the paper"
+        lines.append(
+            f"{r['fold']:>4}  {r['train']:>5}  {r['validation']:>10}  {r['test']:>4}{mark}"
+        )
+    if protocol["deviations"]:
+        lines.append("Deviations from the paper's protocol:")
+        lines += [f"- {d}" for d in protocol["deviations"]]
+    return lines
 
 
 def _decode_str(v):
@@ -348,6 +414,9 @@ def cross_validate(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    protocol = fold_protocol(builder, folds)
+    for line in protocol["deviations"]:
+        log.warning("%s", line)
     atomic_write_json(
         run_dir / "cv_config.json",
         {
@@ -356,6 +425,7 @@ def cross_validate(
             "train": config.to_json(),
             "postprocess": postprocess,
             "dataset": f"{builder.info.full_name}",
+            "protocol": protocol,
         },
     )
     rows, refs = [], {}
@@ -378,6 +448,7 @@ def cross_validate(
             if progress:
                 progress(_fold_line(res))
     summary = summarize(rows, references=refs or None)
+    summary["protocol"] = protocol
     paths = write_report(rows, run_dir, summary=summary, figures=figures)
     if figures:
         worst = _worst_case_figure(builder, rows, run_dir, models, config)

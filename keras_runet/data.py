@@ -61,10 +61,12 @@ def prepare_camus(
     """Build (once) the TFDS ``camus`` dataset from a CAMUS folder; return the builder.
 
     Args:
-        manual_dir: the CAMUS download (either release layout) or a synthetic CAMUS.
+        manual_dir: the CAMUS download (either release, zipped as downloaded or extracted)
+            or a synthetic CAMUS.
         data_dir: where TFDS writes the prepared TFRecords.
         config: builder config (``"256"``, ``"native"``, ``"half_sequence_256"``).
-        **builder_kwargs: passed to the builder (e.g. ``skip_incomplete_patients=True``).
+        **builder_kwargs: passed to the builder (``skip_invalid_patients=True``,
+            ``release="nifti"``).
     """
     import tensorflow_datasets as tfds
 

@@ -167,6 +167,12 @@ def read_input_image(path, png_spacing: Sequence[float] | None = None) -> InputI
         return _read_png(path, png_spacing)
     import SimpleITK as sitk
 
+    from tfds_camus.reader import CamusFormatError, check_complete
+
+    try:
+        check_complete(path)  # SimpleITK fills a truncated file with zeros, silently
+    except CamusFormatError as err:
+        raise ImageReadError(str(err)) from None
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as err:

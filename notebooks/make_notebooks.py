@@ -100,10 +100,13 @@ DATA_NOTE = md(
 
     CAMUS cannot be redistributed: download it from the
     [CAMUS site](https://www.creatis.insa-lyon.fr/Challenge/camus/) (free registration),
-    put it on your Google Drive, and set `CAMUS_DIR` (above) to the folder that holds it.
-    Either public release works (the original `training/` folder of MetaImage files, or the
-    2023 `CAMUS_public/` of NIfTI files). Drive is mounted only when `CAMUS_DIR` points
-    into it.
+    put the zip file(s) as downloaded in a folder of your Google Drive (no need to extract
+    them: `CAMUS_public.zip`, or `database_nifti.zip` with `database_split`, or the
+    per-patient `patientXXXX.zip`, or the original release's `training.zip`), and set
+    `CAMUS_DIR` (above) to that folder. Extracted folders work too. Drive is mounted only when
+    `CAMUS_DIR` points into it. Every patient is checked before anything is written: a bad
+    file is named, with what is wrong; `data.prepare_camus(..., skip_invalid_patients=True)`
+    builds without such patients and lists them in `builder.info.metadata`.
 
     Without CAMUS, `tfds_camus.phantom` writes a *synthetic* CAMUS in the same layout:
     echo-like images drawn from known shapes, with their masks and `Info_*.cfg` files. The
@@ -1007,7 +1010,8 @@ SERVE = [
         """
         test_patient = next(builder.as_dataset(split=splits["test"]).as_numpy_iterator())
         patient_id = test_patient["patient_id"].decode()
-        echo = tfds_camus.reader.load_instant(manual_dir, patient_id, "4CH", "ED")
+        camus = tfds_camus.source_layout(builder)  # the download, zipped or not
+        echo = tfds_camus.reader.load_instant(camus, patient_id, "4CH", "ED")
         image = echo["image"].astype("float32")[..., None] / 255.0  # (rows, cols, 1) in [0, 1]
         row_mm, col_mm = echo["spacing"]
         print(f"{patient_id} 4CH ED: {image.shape}, pixels of {row_mm:.2f} x {col_mm:.2f} mm")

@@ -245,6 +245,21 @@ def test_read_input_image_intensities_and_spacing(tmp_path):
         pr.read_input_image(tmp_path / "scan.dcm")
 
 
+def test_truncated_files_are_refused_not_read_as_zeros(tmp_path):
+    px = (np.arange(120 * 90).reshape(120, 90) % 256).astype(np.uint8)
+    sitk.WriteImage(_sitk(px, (0.3, 0.15)), str(tmp_path / "cut.nii.gz"), True)
+    data = (tmp_path / "cut.nii.gz").read_bytes()
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) // 2])
+    sitk.ReadImage(str(tmp_path / "cut.nii.gz"))  # SimpleITK alone says nothing
+    with pytest.raises(pr.ImageReadError, match=r"cut.nii.gz: truncated: \d+ of 11152 bytes"):
+        pr.read_input_image(tmp_path / "cut.nii.gz")
+    sitk.WriteImage(_sitk(px, (0.3, 0.15)), str(tmp_path / "cut.mhd"))
+    raw = tmp_path / "cut.raw"
+    raw.write_bytes(raw.read_bytes()[:5000])
+    with pytest.raises(pr.ImageReadError, match="cut.raw: truncated: 5000 of 10800 bytes"):
+        pr.read_input_image(tmp_path / "cut.mhd")
+
+
 def test_reference_shapes_are_not_suspicious(tmp_path):
     """The flag must not fire on plausible hearts: none of the synthetic CAMUS references
     (expert-like shapes on CAMUS grids, anisotropic spacing) is flagged."""

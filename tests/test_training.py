@@ -184,6 +184,41 @@ def test_fold_splits_are_limited_to_prepared_groups(camus_tiny):
         fold_split_strings(camus_tiny["builder"], 11)
 
 
+class _Info:
+    def __init__(self, counts, release):
+        self.metadata = {"patients_per_split": counts, "release": release}
+        self.splits = {}
+
+
+class _Builder:
+    def __init__(self, counts, release):
+        self.info = _Info(counts, release)
+
+
+def test_fold_protocol_on_the_original_release_names_every_fold():
+    import tfds_camus
+    from keras_runet.cross_validation import fold_protocol
+
+    # The original release's training/ holds patients 1..450 of the paper's 500.
+    counts = {
+        f"group{k}": sum(int(p[-4:]) <= 450 for p in tfds_camus.folds.group_patients(k))
+        for k in range(1, 11)
+    }
+    assert counts["group10"] == 4 and counts["group9"] == 46  # issue 12's count
+    protocol = fold_protocol(_Builder(counts, "original"), range(1, 11))
+    rows = {r["fold"]: r for r in protocol["folds"]}
+    assert (rows[10]["train"], rows[10]["validation"], rows[10]["test"]) == (396, 50, 4)
+    assert (rows[9]["train"], rows[9]["validation"], rows[9]["test"]) == (400, 4, 46)
+    assert (rows[1]["train"], rows[1]["validation"], rows[1]["test"]) == (350, 50, 50)
+    assert not any(r["as_paper"] for r in rows.values())
+    assert (
+        len(protocol["deviations"]) == 11
+        and "original challenge release" in protocol["deviations"][-1]
+    )
+    full = fold_protocol(_Builder({f"group{k}": 50 for k in range(1, 11)}, "nifti"), [1, 10])
+    assert all(r["as_paper"] for r in full["folds"]) and full["deviations"] == []
+
+
 def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_path, capsys):
     out = tmp_path / "cv"
     argv = [
@@ -214,7 +249,15 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     assert {(g["model"], g["output"]) for g in summary["groups"]} == {
         ("unet1", "segmentation"), ("runet", "coarse"), ("runet", "segmentation"),
     }  # fmt: skip
-    assert "LVendo HD" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "LVendo HD" in report
+    # the patients per fold, before the run and in the report (2 per group prepared here)
+    assert "Patients per fold" in printed
+    assert "   1      4           2     2  <- not as in the paper" in printed
+    assert "| 1 | 4 | 2 | 2 | **no** |" in report and "Deviations from the paper" in report
+    assert summary["protocol"]["folds"][1] == {
+        "fold": 2, "train": 4, "validation": 2, "test": 2, "as_paper": False,
+    }  # fmt: skip
     # RU-Net's rows carry the mean of their ROI mask, in [sig(-1), 1] with the paper's slope
     # and second shift; fold 1's mean agrees with tuning.roi_fraction, which gets there
     # through the training pipeline's own batches.

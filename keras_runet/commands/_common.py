@@ -161,12 +161,16 @@ def get_builder(args):
     return prepare_dataset(manual, data_dir, args.config)
 
 
-def prepare_dataset(manual_dir: Path, data_dir: Path, config: str):
+def prepare_dataset(manual_dir: Path, data_dir: Path, config: str, **builder_kwargs):
+    """The camus builder prepared from ``manual_dir``; a bad download is a UsageError that
+    lists every problem (file, what is wrong)."""
     from keras_runet.data import prepare_camus
-    from tfds_camus.reader import CamusFormatError
+    from tfds_camus.errors import CamusFormatError, InvalidPatientsError
 
     try:
-        return prepare_camus(manual_dir, data_dir, config)
+        return prepare_camus(manual_dir, data_dir, config, **builder_kwargs)
+    except InvalidPatientsError as err:
+        raise UsageError(f"{manual_dir}: {err}") from None
     except CamusFormatError as err:
         first = str(err).strip().splitlines()[0]
         raise UsageError(f"{manual_dir}: {first}") from None

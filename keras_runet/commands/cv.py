@@ -35,13 +35,22 @@ def run(args) -> int:
     folds = _common.parse_folds(args.folds)
     config = _common.train_config_from_args(args, models[0])
     builder = _common.get_builder(args)
-    from keras_runet.cross_validation import cross_validate, fold_split_strings
+    from keras_runet.cross_validation import (
+        cross_validate,
+        fold_protocol,
+        fold_split_strings,
+        format_fold_protocol,
+    )
 
     for k in folds:
         try:
             fold_split_strings(builder, k)
         except ValueError as err:
             raise UsageError(str(err)) from None
+    print(f"Patients per fold in {builder.info.full_name}:")
+    for line in format_fold_protocol(fold_protocol(builder, folds)):
+        print(f"  {line}")
+    print(flush=True)
     result = cross_validate(
         builder,
         models,

@@ -18,8 +18,8 @@ def add_arguments(p):
         "--split",
         nargs=2,
         metavar=("TRAIN", "VALIDATION"),
-        help="explicit TFDS split strings instead of --fold (e.g. subgroup_training "
-        "subgroup_validation)",
+        help="explicit TFDS split strings instead of --fold (e.g. train validation: the "
+        "2023 release's own split)",
     )
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs)")
     p.add_argument("--force", action="store_true", help="start over even if finished")

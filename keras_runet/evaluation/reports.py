@@ -349,6 +349,29 @@ def _num(x, digits=3) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
 
+def _protocol_lines(protocol: Mapping | None) -> list[str]:
+    """The cross-validation's patients per fold and its deviations from the paper."""
+    if not protocol or not protocol.get("folds"):
+        return []
+    lines = [
+        "## Patients per fold",
+        "",
+        "| Fold | Training | Validation | Test | As in the paper (400 / 50 / 50) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in protocol["folds"]:
+        lines.append(
+            f"| {r['fold']} | {r['train']} | {r['validation']} | {r['test']} | "
+            f"{'yes' if r['as_paper'] else '**no**'} |"
+        )
+    lines.append("")
+    if protocol.get("deviations"):
+        lines += ["Deviations from the paper's protocol:", ""]
+        lines += [f"- {d}" for d in protocol["deviations"]]
+        lines.append("")
+    return lines
+
+
 def format_markdown(summary: Mapping) -> str:
     """Markdown tables of a summary (Table II / III style, then Dice and LA, then per
     instant and image quality, then the ejection fraction).
@@ -375,6 +398,7 @@ def format_markdown(summary: Mapping) -> str:
         f"{t['convexity_lvendo']} / {t['convexity_lvepi']} (LVendo / LVepi). "
         "A missing structure counts as an outlier. Mean ± sd over images.",
         "",
+        *_protocol_lines(summary.get("protocol")),
         "## Geometric performance and outliers",
         "",
         "| Model | Output | N | LVendo MAD (mm) | LVendo HD (mm) | LVepi MAD (mm) | LVepi HD (mm) "
