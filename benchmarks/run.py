@@ -540,6 +540,8 @@ def bench_prepare(settings: Settings) -> list[dict]:
             str(settings.prepare_patients),
             "--configs",
             "256",
+            "--forms",
+            "extracted",
             "--work-dir",
             str(work),
             "--keep",
