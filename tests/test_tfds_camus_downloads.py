@@ -321,3 +321,17 @@ def test_tfds_load_with_the_manual_dir_and_the_release_split(nifti_tree, tmp_pat
     np.testing.assert_array_equal(
         d["gt"], reader.load_instant(nifti_tree, "patient0042", "4CH", "ES")["gt"]
     )
+
+
+def test_a_broken_sequence_costs_the_half_sequence_config_only(tmp_path):
+    root = phantom.write_synthetic_camus(tmp_path / "src", patient_ids=[1, 2], **KW)
+    seq = root / "CAMUS_public/database_nifti/patient0002/patient0002_2CH_half_sequence.nii.gz"
+    seq.write_bytes(seq.read_bytes()[:-100])
+    builder = _prepare(root, tmp_path / "d256")  # ED / ES images: patient0002 is kept
+    assert builder.info.metadata["patients_per_split"]["group1"] == 2
+    assert any(
+        "half_sequence.nii.gz: truncated" in w and "not checked" in w
+        for w in builder.info.metadata["warnings"]
+    )
+    with pytest.raises(reader.InvalidPatientsError, match="patient0002_2CH_half_sequence.nii.gz"):
+        _prepare(root, tmp_path / "dseq", config="half_sequence_256")

@@ -121,8 +121,13 @@ def _check_view(
                     problems.append(problem_from(key, files.gt(instant), err))
     num_frames = None
     if files.sequence.is_file():
-        sequence = _header(key, files.sequence, 3, problems)
+        # Needed by the half-sequence config; otherwise only a check of ED / ES, so that a
+        # broken sequence file is a warning, not a reason to lose the patient's ED / ES images.
+        seq_problems = problems if half_sequence else []
+        sequence = _header(key, files.sequence, 3, seq_problems)
         num_frames = sequence[0][0] if sequence else None
+        if not half_sequence:
+            report.warnings += [f"{p}; ED / ES not checked against it" for p in seq_problems]
         if half_sequence and sequence and files.sequence_gt and files.sequence_gt.is_file():
             seq_gt = _header(key, files.sequence_gt, 3, problems)
             if seq_gt:

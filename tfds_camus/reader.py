@@ -651,10 +651,20 @@ def frame_order(
     return FrameOrder(ed, es, limit, ed is not None and es is not None and ed > es)
 
 
-def _sequence_frames(files: PatientFiles) -> int | None:
+def _sequence_frames(files: PatientFiles, warnings: list | None = None) -> int | None:
+    """Frames of the view's sequence file (header only); None, with a warning, when it is
+    unreadable: for the ED / ES images it is only a check."""
     if not files.sequence.is_file():
         return None
-    shape = read_image_header(files.sequence).shape
+    try:
+        shape = read_image_header(files.sequence).shape
+    except CamusFormatError as err:
+        message = f"{err}; ED / ES not checked against it"
+        if warnings is None:
+            logger.warning("%s", message)
+        else:
+            warnings.append(message)
+        return None
     return shape[0] if len(shape) == 3 else 1
 
 
@@ -663,7 +673,7 @@ def read_patient_info(
 ) -> tuple[dict[str, Any], FrameOrder]:
     """Reads and checks a view's ``Info_*.cfg`` against its sequence file (header only)."""
     info = read_info_cfg(files.info)
-    num_frames = _sequence_frames(files) if check_sequence else None
+    num_frames = _sequence_frames(files, warnings) if check_sequence else None
     return info, frame_order(info, files.info, num_frames, warnings)
 
 
