@@ -52,31 +52,108 @@ class Augmentation:
     brightness: float = 0.05
 
 
+class DatasetSourceError(ValueError):
+    """A prepared dataset was built from other files than the manual dir now given."""
+
+
 def prepare_camus(
     manual_dir: str | os.PathLike,
     data_dir: str | os.PathLike,
     config: str = "256",
+    *,
+    force: bool = False,
     **builder_kwargs,
 ):
     """Build (once) the TFDS ``camus`` dataset from a CAMUS folder; return the builder.
+
+    A dataset already prepared in ``data_dir`` is reused only if it was built from the same
+    files (the fingerprint recorded in its metadata: names, sizes and modification times);
+    otherwise :class:`DatasetSourceError`, unless ``force``, which rebuilds it. What a killed
+    preparation left (TFDS's ``incomplete.*`` folders) is removed first.
 
     Args:
         manual_dir: the CAMUS download (either release, zipped as downloaded or extracted)
             or a synthetic CAMUS.
         data_dir: where TFDS writes the prepared TFRecords.
         config: builder config (``"256"``, ``"native"``, ``"half_sequence_256"``).
+        force: rebuild even if a dataset is prepared there.
         **builder_kwargs: passed to the builder (``skip_invalid_patients=True``,
             ``release="nifti"``).
+
+    Raises:
+        DatasetSourceError: the prepared dataset was built from other files.
+        tfds_camus.CamusFormatError: the download is not usable (all its problems listed).
     """
+    import shutil
+
     import tensorflow_datasets as tfds
 
     import tfds_camus  # noqa: F401  (registers the builder)
 
+    remove_incomplete(data_dir, config)
     builder = tfds.builder(f"camus/{config}", data_dir=str(data_dir), **builder_kwargs)
+    if builder.is_prepared():
+        if force:
+            log.info("rebuilding %s (--force)", builder.data_path)
+            shutil.rmtree(builder.data_path)
+            builder = tfds.builder(f"camus/{config}", data_dir=str(data_dir), **builder_kwargs)
+        else:
+            check_source(builder, manual_dir)
+            return builder
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
     )
     return builder
+
+
+def remove_incomplete(data_dir: str | os.PathLike, config: str) -> list[str]:
+    """Removes what a killed preparation of ``camus/<config>`` left in ``data_dir``: TFDS's
+    ``incomplete.*`` dataset folders and half-done archive extractions. Returns their paths."""
+    import shutil
+    from pathlib import Path
+
+    data_dir = Path(data_dir).expanduser()
+    leftovers = [
+        *(data_dir / "camus" / config).glob("incomplete.*"),
+        *(data_dir / "downloads" / "extracted").glob("incomplete.*"),
+    ]
+    for path in leftovers:
+        log.warning("removing %s, left by an interrupted preparation", path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return [str(p) for p in leftovers]
+
+
+def check_source(builder, manual_dir: str | os.PathLike) -> None:
+    """Raises :class:`DatasetSourceError` if ``builder``'s dataset was not built from the
+    files now in ``manual_dir`` (by the fingerprint in its metadata)."""
+    from pathlib import Path
+
+    from tfds_camus.archives import download_fingerprint
+
+    source = dict(builder.info.metadata or {}).get("source") or {}
+    recorded = source.get("fingerprint")
+    where = f"{builder.info.full_name} in {builder.data_dir}"
+    fix = (
+        "rebuild it with `runet prepare --force` (prepare_camus(..., force=True)), or give "
+        "another --data-dir"
+    )
+    if not recorded:
+        raise DatasetSourceError(
+            f"{where} does not record what it was built from (prepared by an older version); " + fix
+        )
+    extracted = Path(builder.data_dir).parents[2] / "downloads" / "extracted"
+    current = download_fingerprint(Path(manual_dir).expanduser(), exclude=[extracted])
+    if current != recorded:
+        raise DatasetSourceError(
+            f"{where} was built from {source.get('manual_dir')} (fingerprint {recorded}), but "
+            f"{manual_dir} holds other files now (fingerprint {current}: a file was replaced, "
+            f"added or removed); {fix}"
+        )
+    if Path(source.get("manual_dir", "")).resolve() != Path(manual_dir).expanduser().resolve():
+        log.info("%s was built from %s, which holds the same files", where, source["manual_dir"])
 
 
 def load_builder(data_dir: str | os.PathLike, config: str = "256"):

@@ -20,7 +20,14 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tfds_camus.layout import Layout, Scan, archive_stem, layout_from_scan, scan_folders
+from tfds_camus.layout import (
+    Layout,
+    Scan,
+    archive_stem,
+    is_ignored,
+    layout_from_scan,
+    scan_folders,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +114,8 @@ def locate_release(
 
     Returns:
         ``(layout, source)``: ``source`` records what the dataset is built from (the manual
-        dir, the archives used or passed over, and a fingerprint of every patient's files).
+        dir, the archives used or passed over, the folders they were extracted to, and
+        :func:`download_fingerprint`).
     """
     manual_dir = Path(manual_dir)
     extract_dir = getattr(extract, "extract_dir", None)
@@ -136,36 +144,29 @@ def locate_release(
         "archives": [fingerprint(a) for a in used],
         "archives_passed_over": [a.name for a in passed_over],
         "extracted": [str(f) for f in extracted],
-        "fingerprint": patients_fingerprint(layout, used, extract_dir),
+        "fingerprint": download_fingerprint(
+            manual_dir, exclude=[extract_dir] if extract_dir else ()
+        ),
     }
     return layout, source
 
 
-def patients_fingerprint(
-    layout: Layout, archives: Sequence[Path] = (), extract_dir: Path | None = None
-) -> str:
-    """A digest of what a dataset is built from: the names, sizes and modification times of
-    the archives used and of every patient's files outside ``extract_dir`` (the extractions
-    are the archives' business)."""
+def download_fingerprint(manual_dir: Path, *, exclude: Sequence[Path] = ()) -> str:
+    """A cheap digest of what a manual dir holds: the names, sizes and modification times of
+    its archives and of the files of its patient folders and split lists (one stat each; no
+    archive is opened). It changes when a file is replaced, added or removed."""
+    manual_dir = Path(manual_dir)
+    scan = scan_folders(manual_dir, exclude=exclude)
+    files = [a for a in scan.archives if not _redundant(a)]
+    for folder, _, _ in scan.patient_dirs:
+        files += [f for f in folder.iterdir() if f.is_file() and not is_ignored(f.name)]
+    for folder in scan.split_dirs:
+        files += sorted(folder.glob("subgroup_*.txt"))
     digest = hashlib.sha256()
-
-    def add(f: Path) -> None:
+    for f in sorted(files):
         st = f.stat()
-        digest.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-
-    for archive in archives:
-        add(archive)
-    under = Path(extract_dir).resolve() if extract_dir else None
-    for patient in layout.patients:
-        digest.update(patient.key.encode())
-        if under is not None and under in patient.path.resolve().parents:
-            continue
-        for f in sorted(patient.path.iterdir()):
-            if f.is_file():
-                add(f)
-    if layout.split_dir is not None:
-        for f in sorted(layout.split_dir.glob("subgroup_*.txt")):
-            add(f)
+        rel = f.relative_to(manual_dir).as_posix()
+        digest.update(f"{rel}:{st.st_size}:{st.st_mtime_ns};".encode())
     return digest.hexdigest()[:16]
 
 

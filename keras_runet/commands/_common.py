@@ -148,27 +148,42 @@ def train_config_from_args(args, model: str):
 
 
 def get_builder(args):
-    """The prepared camus builder, preparing it from --manual-dir when needed."""
-    from keras_runet.data import load_builder
+    """The prepared camus builder, preparing it from --manual-dir when needed (and checking,
+    when --manual-dir is given, that the prepared dataset was built from its files)."""
+    from keras_runet.data import DatasetSourceError, check_source, load_builder
 
     data_dir = Path(args.data_dir).expanduser()
     try:
-        return load_builder(data_dir, args.config)
+        builder = load_builder(data_dir, args.config)
     except FileNotFoundError as err:
         if not args.manual_dir:
             raise UsageError(str(err)) from None
+    else:
+        if args.manual_dir:
+            try:
+                check_source(builder, existing_dir(args.manual_dir, "--manual-dir"))
+            except DatasetSourceError as err:
+                raise UsageError(str(err)) from None
+        return builder
     manual = existing_dir(args.manual_dir, "--manual-dir")
     return prepare_dataset(manual, data_dir, args.config)
 
 
-def prepare_dataset(manual_dir: Path, data_dir: Path, config: str, **builder_kwargs):
-    """The camus builder prepared from ``manual_dir``; a bad download is a UsageError that
-    lists every problem (file, what is wrong)."""
-    from keras_runet.data import prepare_camus
+def prepare_dataset(manual_dir: Path, data_dir: Path, config: str, **kwargs):
+    """The camus builder prepared from ``manual_dir`` (see keras_runet.data.prepare_camus);
+    a bad download is a UsageError that lists every problem (file, what is wrong)."""
+    from keras_runet.data import DatasetSourceError, prepare_camus
     from tfds_camus.errors import CamusFormatError, InvalidPatientsError
 
+    if not any(Path(manual_dir).iterdir()):
+        raise UsageError(
+            f"--manual-dir {manual_dir} is empty: put the CAMUS zip file(s) in it as "
+            "downloaded (e.g. CAMUS_public.zip), or the extracted folders"
+        )
     try:
-        return prepare_camus(manual_dir, data_dir, config, **builder_kwargs)
+        return prepare_camus(manual_dir, data_dir, config, **kwargs)
+    except DatasetSourceError as err:
+        raise UsageError(str(err)) from None
     except InvalidPatientsError as err:
         raise UsageError(f"{manual_dir}: {err}") from None
     except CamusFormatError as err:

@@ -29,6 +29,12 @@ def add_arguments(p):
         "kept in the dataset's metadata) instead of failing before writing anything",
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild the dataset even if one is prepared in --data-dir (needed when it was "
+        "built from other files)",
+    )
+    p.add_argument(
         "--release",
         choices=("nifti", "original"),
         help="which release to use when the manual dir holds both",
@@ -44,6 +50,7 @@ def run(args) -> int:
         manual,
         Path(args.data_dir).expanduser(),
         args.config,
+        force=args.force,
         skip_invalid_patients=args.skip_invalid,
         release=args.release,
     )
