@@ -2,7 +2,7 @@
 
 Library code logs and raises; only this module prints. A user mistake (missing directory,
 unknown model, bad fold, ...) is reported as one line on stderr with exit code 2 and no
-traceback.
+traceback; a run that fails (training that diverges) as one line with exit code 1.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ COMMANDS = [
 
 class UsageError(Exception):
     """A mistake of the user's (bad path, unknown name, ...): one line, exit code 2."""
+
+
+class RunFailed(Exception):
+    """The work itself failed (e.g. the training diverged): one line, exit code 1."""
 
 
 def _available_commands():
@@ -74,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"runet {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RunFailed as err:
+        print(f"runet {args.command}: failed: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"runet {args.command}: interrupted", file=sys.stderr)
         return 130

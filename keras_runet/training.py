@@ -7,8 +7,9 @@ run_dir/
   config.json           the TrainConfig of the run
   last.keras            the full model after the last finished epoch (optimizer included),
   state.json            written atomically, with the epoch number: what a rerun resumes from
-  best.keras            the best model by `val_segmentation_dice` (ModelCheckpoint)
-  history.csv           one row per epoch (CSVLogger; appended on resume)
+  best.keras            the best model by `val_segmentation_dice`, replaced atomically
+  history.csv           one row per epoch (CSVLogger; on resume, rows of epochs that are
+                        not in last.keras are dropped before it appends)
   tensorboard/          TensorBoard logs
   done.json             written when training ends (epochs run, best score): a rerun skips
 ```
@@ -17,6 +18,10 @@ Resume: running :func:`train` again with the same run directory after an interru
 (a killed process, an exception in a callback) reloads ``last.keras`` and continues at the
 next epoch; the best-checkpoint threshold is restored from ``history.csv`` so that a worse
 epoch after the restart cannot overwrite ``best.keras``.
+
+A non-finite loss (a learning rate too high, bad data) stops the run at once with
+:class:`NonFiniteLossError`: no ``done.json``, and ``last.keras`` / ``best.keras`` keep the
+last finite epoch (nothing is saved from the epoch that diverged).
 
 Distribution: ``distribute="mirrored"`` builds and trains under
 ``tf.distribute.MirroredStrategy`` (all local GPUs; without GPUs, the logical CPU
@@ -122,20 +127,101 @@ def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss and was stopped."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first non-finite batch loss and remembers where.
+
+    Unlike ``keras.callbacks.TerminateOnNaN``, it lets the checkpoints below know, so that
+    nothing of the diverged epoch is saved.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.failed: tuple[int, int, float] | None = None  # (epoch, batch, loss)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.failed is None:
+            self.failed = (self._epoch, batch, float(loss))
+            self.model.stop_training = True
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves the full model (optimizer included) and the epoch number after every epoch.
 
     ``last.keras`` and then ``state.json`` are each replaced atomically; ``state.json`` is
-    written last, so it never names an epoch whose model is not on disk.
+    written last, so it never names an epoch whose model is not on disk. Nothing is saved
+    for an epoch whose loss was not finite (``guard``).
     """
 
-    def __init__(self, run_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, guard: StopOnNonFiniteLoss | None = None):
         super().__init__()
         self.run_dir = Path(run_dir)
+        self.guard = guard
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.failed is not None:
+            return
         atomic_save_model(self.model, self.run_dir / "last.keras")
         atomic_write_json(self.run_dir / "state.json", {"epoch": epoch + 1})
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """``best.keras``: the model of the best epoch by ``monitor`` (max), replaced atomically
+    (``keras.callbacks.ModelCheckpoint`` writes in place: a kill can leave 0 bytes)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        monitor: str = MONITOR,
+        best: float | None = None,
+        guard: StopOnNonFiniteLoss | None = None,
+    ):
+        super().__init__()
+        self.path, self.monitor, self.best, self.guard = Path(path), monitor, best, guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        if self.guard is not None and self.guard.failed is not None:
+            return
+        if self.best is None or float(value) > self.best:
+            self.best = float(value)
+            atomic_save_model(self.model, self.path)
+
+
+def truncate_history(path: str | os.PathLike, epochs: int) -> None:
+    """Keeps only the rows of ``history.csv`` for epochs before ``epochs`` (atomically): a
+    kill between the history row and the checkpoint must not leave an epoch twice."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    try:
+        col = header.index("epoch")
+    except ValueError:
+        return
+    kept = [r for r in body if r and r[col].strip().isdigit() and int(r[col]) < epochs]
+    if len(kept) == len(body):
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(kept)
+    os.replace(tmp, path)
 
 
 class ProgressLine(keras.callbacks.Callback):
@@ -306,6 +392,7 @@ def train(
     )
     val_ds = make_dataset(val_examples, outputs, training=False, **common)
 
+    truncate_history(run_dir / "history.csv", initial_epoch)
     history_rows = read_history(run_dir / "history.csv")
     best_so_far = max(
         (
@@ -315,17 +402,12 @@ def train(
         ),
         default=None,
     )
+    guard = StopOnNonFiniteLoss()
     cbs = [
-        keras.callbacks.ModelCheckpoint(
-            run_dir / "best.keras",
-            monitor=MONITOR,
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
+        guard,
+        BestCheckpoint(run_dir / "best.keras", MONITOR, best_so_far, guard),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=initial_epoch > 0),
         keras.callbacks.TensorBoard(run_dir / "tensorboard", write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
     ]
     if not verbose:
         cbs.append(ProgressLine(f"{run_dir.parent.name}/{run_dir.name}", config.epochs))
@@ -336,7 +418,7 @@ def train(
             )
         )
     # Last, so that a checkpoint exists only for an epoch whose other callbacks finished.
-    cbs.append(EpochCheckpoint(run_dir))
+    cbs.append(EpochCheckpoint(run_dir, guard))
     cbs = (callbacks or []) + cbs
 
     if initial_epoch < config.epochs:
@@ -350,12 +432,21 @@ def train(
             verbose=verbose,
             shuffle=False,  # the dataset is shuffled, seeded, by make_dataset
         )
+    if guard.failed is not None:
+        epoch, batch, loss = guard.failed
+        kept = json.loads(state_path.read_text())["epoch"] if state_path.exists() else 0
+        raise NonFiniteLossError(
+            f"{run_dir}: the training loss became {loss} at epoch {epoch + 1}, batch "
+            f"{batch + 1}; training stopped. last.keras and best.keras keep epoch {kept} "
+            f"(the last finite one{'' if kept else ': none'}). Lower the learning rate "
+            f"(now {config.learning_rate:g}) or check the data, then rerun with --force."
+        )
     history = read_history(run_dir / "history.csv")
     scores = [r.get(MONITOR, math.nan) for r in history]
     finite = [s for s in scores if not math.isnan(s)]
     best = max(finite) if finite else math.nan
     if not (run_dir / "best.keras").exists():
-        # No finite validation score at all (e.g. NaN loss): keep the last model, flagged.
+        # No finite validation score at all (e.g. no validation image): keep the last model.
         atomic_save_model(model, run_dir / "best.keras")
     atomic_write_json(
         done_path,

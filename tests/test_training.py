@@ -139,6 +139,54 @@ def test_training_resumes_from_the_last_finished_epoch(camus_tiny, tmp_path):
         training.train(other, *args[1:], verbose=0)
 
 
+def test_history_keeps_each_epoch_once_after_a_kill_between_row_and_checkpoint(
+    camus_tiny, tmp_path
+):
+    b = camus_tiny["builder"]
+    config = training.TrainConfig(model="unet1", epochs=3, **TINY)
+    run = tmp_path / "run"
+    args = (config, b.as_dataset(split="group3+group4"), b.as_dataset(split="group2"), run)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(*args, callbacks=[StopAtEpoch(2)], verbose=0)
+    # A kill after CSVLogger wrote epoch 2's row, before the checkpoint saved epoch 2: the
+    # row is there, state.json still says 2 epochs.
+    history = run / "history.csv"
+    rows = history.read_text().splitlines()
+    history.write_text("\n".join([*rows, rows[-1].replace("1,", "2,", 1)]) + "\n")
+    result = training.train(*args, verbose=0)
+    epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"] and result.epochs_run == 3
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Puts a NaN into the first kernel at the start of ``epoch``: the loss turns NaN."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            w = self.model.trainable_weights[0]
+            w.assign(np.full(w.shape, np.nan, dtype="float32"))
+
+
+def test_a_non_finite_loss_stops_with_an_error_and_keeps_the_last_finite_epoch(
+    camus_tiny, tmp_path
+):
+    b = camus_tiny["builder"]
+    config = training.TrainConfig(model="unet1", epochs=4, **TINY)
+    run = tmp_path / "run"
+    args = (config, b.as_dataset(split="group3+group4"), b.as_dataset(split="group2"), run)
+    with pytest.raises(training.NonFiniteLossError, match=r"loss became nan at epoch 2.*epoch 1"):
+        training.train(*args, callbacks=[PoisonWeights(1)], verbose=0)
+    assert not (run / "done.json").exists()  # not reported as finished
+    assert json.loads((run / "state.json").read_text()) == {"epoch": 1}
+    for name in ("last.keras", "best.keras"):
+        weights = keras.saving.load_model(run / name).get_weights()
+        assert all(np.all(np.isfinite(w)) for w in weights), name
+
+
 MIRRORED_SCRIPT = textwrap.dedent(
     """
     import json, sys
@@ -295,6 +343,11 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
         (["cv", "--data-dir", "D", "--out", "x", "--folds", "12"], "folds are numbered 1 to 10"),
         (["prepare", "--manual-dir", "/no/such/camus", "--data-dir", "x"], "does not exist"),
         (["train", "--data-dir", "D", "--out", "x", "--image-size", "100"], "multiples of 32"),
+        (["train", "--data-dir", "D", "--out", "x", "--lr", "-1"], "--lr must be a positive"),
+        (["train", "--data-dir", "D", "--out", "x", "--lr", "nan"], "--lr must be a positive"),
+        (["train", "--data-dir", "D", "--out", "x", "--width", "0"], "--width must be a pos"),
+        (["cv", "--data-dir", "D", "--out", "x", "--shift", "1.5"], "--shift must be within"),
+        (["train", "--data-dir", "D", "--out", "x", "--shift", "0"], "--shift must be within"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, camus_tiny, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -130,6 +131,16 @@ def train_config_from_args(args, model: str):
         raise UsageError("--epochs and --batch-size must be at least 1")
     if args.dil < 1:
         raise UsageError(f"--dil must be at least 1, got {args.dil}")
+    if not args.lr > 0 or not math.isfinite(args.lr):
+        raise UsageError(f"--lr must be a positive number, got {args.lr}")
+    if not args.width > 0 or not math.isfinite(args.width):
+        raise UsageError(f"--width must be a positive number, got {args.width}")
+    if not 0 < args.shift < 1:
+        raise UsageError(
+            f"--shift must be within (0, 1) (it thresholds a probability), got {args.shift}"
+        )
+    if args.patience < 0:
+        raise UsageError(f"--patience must be 0 (off) or more, got {args.patience}")
     return TrainConfig(
         model=model,
         dil=args.dil,

@@ -28,7 +28,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from keras_runet.cli import UsageError
+    from keras_runet.cli import RunFailed, UsageError
 
     _common.setup_logging()
     models = _common.parse_models(args.models)
@@ -41,6 +41,7 @@ def run(args) -> int:
         fold_split_strings,
         format_fold_protocol,
     )
+    from keras_runet.training import NonFiniteLossError
 
     for k in folds:
         try:
@@ -51,17 +52,20 @@ def run(args) -> int:
     for line in format_fold_protocol(fold_protocol(builder, folds)):
         print(f"  {line}")
     print(flush=True)
-    result = cross_validate(
-        builder,
-        models,
-        folds,
-        Path(args.out).expanduser(),
-        config,
-        workers=max(0, args.workers),
-        postprocess=args.postprocess,
-        verbose=1 if args.progress_bar else 0,
-        progress=lambda line: print(line, flush=True),
-    )
+    try:
+        result = cross_validate(
+            builder,
+            models,
+            folds,
+            Path(args.out).expanduser(),
+            config,
+            workers=max(0, args.workers),
+            postprocess=args.postprocess,
+            verbose=1 if args.progress_bar else 0,
+            progress=lambda line: print(line, flush=True),
+        )
+    except NonFiniteLossError as err:
+        raise RunFailed(str(err)) from None
     print()
     print(Path(result["paths"]["markdown"]).read_text())
     for key, path in result["paths"].items():

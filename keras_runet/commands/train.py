@@ -54,7 +54,8 @@ def run(args) -> int:
         except ValueError as err:
             raise UsageError(str(err)) from None
         train_split, val_split = splits["train"], splits["validation"]
-    from keras_runet.training import train
+    from keras_runet.cli import RunFailed
+    from keras_runet.training import NonFiniteLossError, train
 
     try:
         result = train(
@@ -65,6 +66,8 @@ def run(args) -> int:
             verbose=2 if args.quiet else 1,
             force=args.force,
         )
+    except NonFiniteLossError as err:
+        raise RunFailed(str(err)) from None
     except ValueError as err:
         if "another configuration" in str(err):
             raise UsageError(str(err)) from None
