@@ -207,18 +207,7 @@ def predict_examples(
 
     images, metas = [], []
     for image, ex in examples.map(prepare).as_numpy_iterator():
-        item = {
-            "patient_id": _decode_str(ex["patient_id"]),
-            "view": VIEWS[int(ex["view"])],
-            "instant": INSTANTS[int(ex["instant"])],
-            "frame_index": int(ex["frame_index"]),
-            "image_quality": QUALITIES[int(ex["image_quality"])],
-            "ref": ex["native_mask"][..., 0].astype(np.uint8),
-            "spacing": tuple(float(s) for s in ex["spacing"]),
-            "ef": float(ex["ef"]),
-            "edv": float(ex["edv"]),
-            "esv": float(ex["esv"]),
-        }
+        item = example_item(ex)
         images.append(image)
         metas.append({"item": item, "native_shape": ex["native_shape"]})
         if len(images) == batch_size:
@@ -227,6 +216,53 @@ def predict_examples(
     if images:
         flush(images, metas)
     return results
+
+
+def example_item(ex) -> dict:
+    """The evaluation item of a camus example (numpy), without a prediction: the reference on
+    the native grid, its spacing and the example's metadata."""
+    return {
+        "patient_id": _decode_str(ex["patient_id"]),
+        "view": VIEWS[int(ex["view"])],
+        "instant": INSTANTS[int(ex["instant"])],
+        "frame_index": int(ex["frame_index"]),
+        "image_quality": QUALITIES[int(ex["image_quality"])],
+        "ref": ex["native_mask"][..., 0].astype(np.uint8),
+        "spacing": tuple(float(s) for s in ex["spacing"]),
+        "ef": float(ex["ef"]),
+        "edv": float(ex["edv"]),
+        "esv": float(ex["esv"]),
+    }
+
+
+def _prediction_key(it: Mapping) -> str:
+    return f"{it['output']}/{it['patient_id']}_{it['view']}_{it['instant']}"
+
+
+def saved_items(builder, split: str, fold_dir: Path, rows: Sequence[Mapping]) -> list[dict]:
+    """Evaluation items of a finished fold rebuilt from its ``predictions.npz`` and the test
+    split's references (no model): to evaluate again with other evaluation settings.
+
+    Raises:
+        FileNotFoundError: if the fold kept no predictions.
+    """
+    path = Path(fold_dir) / "predictions.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the fold cannot be evaluated again")
+    refs = {}
+    for ex in builder.as_dataset(split=split, shuffle_files=False).as_numpy_iterator():
+        item = example_item(ex)
+        refs[(item["patient_id"], item["view"], item["instant"])] = item
+    items = []
+    with np.load(path) as saved:
+        for row in rows:
+            key = (row["patient_id"], row["view"], row["instant"])
+            item = dict(refs[key], model=row["model"], fold=row["fold"], output=row["output"])
+            item["pred"] = saved[_prediction_key(item)]
+            if row.get("roi_fraction") is not None:
+                item["roi_fraction"] = row["roi_fraction"]
+            items.append(item)
+    return items
 
 
 def references_from_items(items: Sequence[dict]) -> dict[str, dict]:
@@ -299,6 +335,25 @@ class FoldResult:
     rows: list[dict]
     skipped: bool
     seconds: float
+    reevaluated: bool = False
+
+
+class SettingsMismatchError(ValueError):
+    """A run directory holds results made with other settings than the ones asked for."""
+
+
+# What per_image.csv's rows were computed with; a change re-evaluates the saved predictions.
+_EVALUATION_FILE = "evaluation.json"
+
+
+def _evaluate_items(items, workers, postprocess) -> list[dict]:
+    from keras_runet.evaluation import evaluate_label_maps
+
+    rows = evaluate_label_maps(items, workers=workers, postprocess=postprocess)
+    for row, it in zip(rows, items, strict=True):  # one row per item, in order
+        if "roi_fraction" in it:
+            row["roi_fraction"] = it["roi_fraction"]
+    return rows
 
 
 def run_fold(
@@ -313,21 +368,35 @@ def run_fold(
     verbose: int | str = 0,
     keep_predictions: bool = True,
     callbacks: list | None = None,
+    evaluated_with: dict | None = None,
 ) -> FoldResult:
-    """Train, predict and evaluate one model on one fold (skipped if already done)."""
+    """Train, predict and evaluate one model on one fold.
+
+    A finished fold (its ``per_image.csv``) is skipped, or, if its rows were computed with
+    other evaluation settings (``postprocess``; ``evaluated_with`` gives the run's previous
+    settings for folds that predate ``evaluation.json``), evaluated again from its saved
+    predictions, without training.
+    """
     import keras
 
-    from keras_runet.evaluation import (
-        evaluate_label_maps,
-        read_per_image_csv,
-        write_per_image_csv,
-    )
+    from keras_runet.evaluation import read_per_image_csv, write_per_image_csv
 
     start = time.perf_counter()
     fold_dir = Path(run_dir) / model_name / f"fold{fold}"
     rows_path = fold_dir / "per_image.csv"
+    settings = {"postprocess": bool(postprocess)}
     if rows_path.exists():
-        return FoldResult(model_name, fold, read_per_image_csv(rows_path), True, 0.0)
+        rows = read_per_image_csv(rows_path)
+        eval_path = fold_dir / _EVALUATION_FILE
+        done = json.loads(eval_path.read_text()) if eval_path.exists() else evaluated_with
+        if done is None or done == settings:
+            return FoldResult(model_name, fold, rows, True, 0.0)
+        log.info("%s: evaluating the saved predictions again (%s -> %s)", fold_dir, done, settings)
+        test = fold_split_strings(builder, fold)["test"]
+        rows = _evaluate_items(saved_items(builder, test, fold_dir, rows), workers, postprocess)
+        write_per_image_csv(rows, rows_path)
+        atomic_write_json(eval_path, settings)
+        return FoldResult(model_name, fold, rows, False, time.perf_counter() - start, True)
     splits = fold_split_strings(builder, fold)
     config = dataclasses.replace(config, model=model_name)
     result = train(
@@ -346,20 +415,15 @@ def run_fold(
         batch_size=config.batch_size,
     )
     items = [dict(it, model=model_name, fold=fold) for out in predictions.values() for it in out]
-    rows = evaluate_label_maps(items, workers=workers, postprocess=postprocess)
-    for row, it in zip(rows, items, strict=True):  # one row per item, in order
-        if "roi_fraction" in it:
-            row["roi_fraction"] = it["roi_fraction"]
+    rows = _evaluate_items(items, workers, postprocess)
     if keep_predictions:
-        arrays = {
-            f"{it['output']}/{it['patient_id']}_{it['view']}_{it['instant']}": it["pred"]
-            for it in items
-        }
+        arrays = {_prediction_key(it): it["pred"] for it in items}
         tmp = fold_dir / ".predictions.tmp.npz"
         np.savez_compressed(tmp, **arrays)
         os.replace(tmp, fold_dir / "predictions.npz")
     refs = references_from_items(items)
     atomic_write_json(fold_dir / "references.json", refs)
+    atomic_write_json(fold_dir / _EVALUATION_FILE, settings)
     write_per_image_csv(rows, rows_path)  # last: marks the fold as done
     return FoldResult(model_name, fold, rows, False, time.perf_counter() - start)
 
@@ -371,6 +435,8 @@ def _fold_line(res: FoldResult) -> str:
     geo = sum(bool(r["geometric_outlier"]) for r in seg)
     ana = sum(bool(r["anatomical_outlier"]) for r in seg)
     state = "done earlier, skipped" if res.skipped else f"{res.seconds:.0f} s"
+    if res.reevaluated:
+        state = f"saved predictions evaluated again, {res.seconds:.0f} s"
     roi = [r["roi_fraction"] for r in seg if r.get("roi_fraction") is not None]
     roi_text = f", ROI mask mean {np.mean(roi):.2f}" if roi else ""
     return (
@@ -391,8 +457,14 @@ def cross_validate(
     verbose: int | str = 0,
     progress: Callable[[str], None] | None = None,
     figures: bool = True,
+    force: bool = False,
 ) -> dict:
     """Cross-validate ``models`` on ``folds``; write the aggregated report in ``run_dir``.
+
+    A rerun in the same ``run_dir`` reuses its finished folds only if they were trained with
+    the same settings and dataset (else :class:`SettingsMismatchError` names the differing
+    settings; ``force`` starts over); a change of ``postprocess`` only evaluates the saved
+    predictions again. More folds or models than before extend the run.
 
     Args:
         builder: a prepared TFDS camus builder (any config with ED/ES images).
@@ -406,6 +478,10 @@ def cross_validate(
         verbose: Keras verbosity while training.
         progress: called with one line per fold (e.g. ``print``).
         figures: draw the HD distribution and worst-case figures.
+        force: discard what ``run_dir`` holds from earlier runs and train again.
+
+    Raises:
+        SettingsMismatchError: ``run_dir`` holds folds trained with other settings.
 
     Returns:
         ``{"rows": [...], "paths": {...}, "summary": {...}}``.
@@ -417,17 +493,19 @@ def cross_validate(
     protocol = fold_protocol(builder, folds)
     for line in protocol["deviations"]:
         log.warning("%s", line)
-    atomic_write_json(
-        run_dir / "cv_config.json",
-        {
-            "models": list(models),
-            "folds": [int(k) for k in folds],
-            "train": config.to_json(),
-            "postprocess": postprocess,
-            "dataset": f"{builder.info.full_name}",
-            "protocol": protocol,
-        },
-    )
+    settings = {
+        "models": list(models),
+        "folds": [int(k) for k in folds],
+        "train": config.to_json(),
+        "postprocess": postprocess,
+        "dataset": f"{builder.info.full_name}",
+        "dataset_fingerprint": dict(builder.info.metadata or {})
+        .get("source", {})
+        .get("fingerprint"),
+        "protocol": protocol,
+    }
+    previous = _previous_settings(run_dir, settings, force)
+    atomic_write_json(run_dir / "cv_config.json", settings)
     rows, refs = [], {}
     for model_name in models:
         for k in folds:
@@ -440,6 +518,7 @@ def cross_validate(
                 workers=workers,
                 postprocess=postprocess,
                 verbose=verbose,
+                evaluated_with=previous,
             )
             ref_path = run_dir / model_name / f"fold{k}" / "references.json"
             if ref_path.exists():
@@ -455,6 +534,44 @@ def cross_validate(
         if worst:
             paths["worst_figure"] = worst
     return {"rows": rows, "paths": paths, "summary": summary}
+
+
+def _previous_settings(run_dir: Path, settings: dict, force: bool) -> dict | None:
+    """Checks ``run_dir``'s earlier ``cv_config.json`` against ``settings``.
+
+    Returns:
+        The evaluation settings its folds were evaluated with (None: a new run).
+
+    Raises:
+        SettingsMismatchError: the training settings or the dataset differ (unless
+            ``force``, which removes the earlier folds).
+    """
+    import shutil
+
+    path = run_dir / "cv_config.json"
+    if not path.exists():
+        return None
+    old = json.loads(path.read_text())
+    diffs = []
+    for key in ("dataset", "dataset_fingerprint"):
+        if key in old and old[key] != settings[key]:
+            diffs.append(f"{key} {old[key]} -> {settings[key]}")
+    old_train, new_train = old.get("train", {}), settings["train"]
+    for key in sorted((set(old_train) | set(new_train)) - {"model"}):
+        if old_train.get(key) != new_train.get(key):
+            diffs.append(f"{key} {old_train.get(key)!r} -> {new_train.get(key)!r}")
+    if not diffs:
+        return {"postprocess": bool(old.get("postprocess", False))}
+    if not force:
+        raise SettingsMismatchError(
+            f"{run_dir} holds a cross-validation trained with other settings "
+            f"({'; '.join(diffs)}); its finished folds would be mixed with new ones under "
+            "the new settings. Use another --out, or --force to discard them and train again."
+        )
+    for model_name in set(old.get("models", [])) | set(settings["models"]):
+        shutil.rmtree(run_dir / model_name, ignore_errors=True)
+    log.warning("%s: earlier folds removed (--force): %s", run_dir, "; ".join(diffs))
+    return None
 
 
 def _worst_case_figure(builder, rows, run_dir, models, config, k: int = 6):

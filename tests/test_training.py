@@ -333,6 +333,21 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     assert cli.main(argv) == 0
     assert printed.count("skipped") == 0
     assert capsys.readouterr().out.count("done earlier, skipped") == 4
+    # Other training settings: refused, naming them, instead of mixing the results.
+    best = out / "unet1" / "fold1" / "best.keras"
+    trained_at = best.stat().st_mtime_ns
+    assert cli.main([a if a != "2" else "3" for a in argv]) == 2  # --epochs 2 -> 3
+    err = capsys.readouterr().err
+    assert "other settings (epochs 2 -> 3)" in err and "--force" in err
+    config = json.loads((out / "cv_config.json").read_text())
+    assert config["train"]["epochs"] == 2 and config["postprocess"] is False  # not rewritten
+    # Post-processing only changes the evaluation: the saved predictions are evaluated again.
+    assert cli.main([*argv, "--postprocess"]) == 0
+    assert capsys.readouterr().out.count("saved predictions evaluated again") == 4
+    assert best.stat().st_mtime_ns == trained_at  # not retrained
+    again = read_per_image_csv(out / "per_image.csv")
+    assert len(again) == len(rows) and all(r["postprocessed"] for r in again)
+    assert json.loads((out / "cv_config.json").read_text())["postprocess"] is True
 
 
 @pytest.mark.parametrize(

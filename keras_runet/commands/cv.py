@@ -24,6 +24,11 @@ def add_arguments(p):
         help="evaluate post-processed predictions (largest component, holes filled)",
     )
     p.add_argument("--progress-bar", action="store_true", help="Keras progress bars too")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="discard the folds of an earlier run in --out trained with other settings",
+    )
     _common.add_training_arguments(p)
 
 
@@ -36,6 +41,7 @@ def run(args) -> int:
     config = _common.train_config_from_args(args, models[0])
     builder = _common.get_builder(args)
     from keras_runet.cross_validation import (
+        SettingsMismatchError,
         cross_validate,
         fold_protocol,
         fold_split_strings,
@@ -63,7 +69,10 @@ def run(args) -> int:
             postprocess=args.postprocess,
             verbose=1 if args.progress_bar else 0,
             progress=lambda line: print(line, flush=True),
+            force=args.force,
         )
+    except SettingsMismatchError as err:
+        raise UsageError(str(err)) from None
     except NonFiniteLossError as err:
         raise RunFailed(str(err)) from None
     print()
