@@ -88,6 +88,7 @@ __all__ = [
     "list_patients",
     "load_half_sequence",
     "load_instant",
+    "load_view",
     "missing_files",
     "patient_files",
     "patient_index",
@@ -407,7 +408,9 @@ def read_image(path: str | os.PathLike, *, ndim: int = 2) -> tuple[np.ndarray, t
             wrong dimension, not 8-bit, or has a non-positive spacing.
     """
     path = Path(os.fspath(path))
-    header = read_image_header(path)  # missing, truncated, bad spacing: named here
+    if not path.is_file():
+        raise CamusFormatError(f"{path}: file not found")
+    check_complete(path)  # SimpleITK would fill a truncated file with zeros
     try:
         image = sitk.ReadImage(str(path))
         array = sitk.GetArrayFromImage(image)
@@ -418,9 +421,17 @@ def read_image(path: str | os.PathLike, *, ndim: int = 2) -> tuple[np.ndarray, t
     if array.ndim != ndim:
         raise CamusFormatError(
             f"{path}: expected a {ndim}-D image, got shape {array.shape}"
-            + (" (several components per pixel)" if header.components > 1 else "")
+            + (
+                " (several components per pixel)"
+                if image.GetNumberOfComponentsPerPixel() > 1
+                else ""
+            )
         )
-    return _to_uint8(array, path), header.spacing
+    spacing_xyz = image.GetSpacing()
+    spacing = (float(spacing_xyz[1]), float(spacing_xyz[0]))  # (x, y) -> (row, col)
+    if not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise CamusFormatError(f"{path}: invalid spacing {spacing}")
+    return _to_uint8(array, path), spacing
 
 
 def check_mask(gt: np.ndarray, path: Path) -> None:
@@ -719,6 +730,29 @@ def load_instant(
     if missing:
         raise MissingFilesError(files.patient_dir, missing)
     info, order = read_patient_info(files, check_sequence=check_sequence, warnings=warnings)
+    return _read_instant(files, instant, info, order)
+
+
+def load_view(
+    manual_dir: str | os.PathLike | Layout,
+    patient: str | Patient,
+    view: str,
+    *,
+    check_sequence: bool = True,
+    subset: str | None = None,
+    warnings: list | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Both instants of one view: ``{"ED": ..., "ES": ...}``, each as :func:`load_instant`
+    returns it; the cfg and the sequence header are read once."""
+    files = patient_files(manual_dir, patient, view, subset=subset)
+    missing = missing_files(files, gt=False)
+    if missing:
+        raise MissingFilesError(files.patient_dir, missing)
+    info, order = read_patient_info(files, check_sequence=check_sequence, warnings=warnings)
+    return {instant: _read_instant(files, instant, info, order) for instant in INSTANTS}
+
+
+def _read_instant(files: PatientFiles, instant: str, info: dict, order: FrameOrder) -> dict:
     image_path = files.image(instant)
     image, spacing = read_image(image_path)
     gt_path = files.gt(instant)

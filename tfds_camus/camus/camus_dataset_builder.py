@@ -314,8 +314,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             if self.builder_config.half_sequence:
                 yield from _half_sequence_examples(layout, patient, view, size)
                 continue
-            for instant in reader.INSTANTS:
-                d = reader.load_instant(layout, patient, view, instant, warnings=[])
+            instants = reader.load_view(layout, patient, view, warnings=[])  # reported before
+            for instant, d in instants.items():
                 yield (
                     f"{patient.key}_{view}_{instant}",
                     _example(d, d["image"], d["gt"], patient.key, view, instant, size),
