@@ -159,3 +159,29 @@ def test_runet_evaluate_usage_errors(camus, references, tmp_path, capsys):
     rc = main(["evaluate", "--pred", str(bad), "--camus", str(camus), "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "native grid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["nan_probabilities", "truncated_npy", "truncated_npz"])
+def test_runet_evaluate_refuses_damaged_predictions(camus, references, tmp_path, capsys, damage):
+    """A NaN in the probabilities, or a file cut short, is refused with the file's name,
+    never evaluated as whatever argmax makes of it."""
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pid, view, instant), ref = next(iter(references.items()))
+    probs = np.eye(4, dtype=np.float32)[ref["gt"]]
+    if damage == "nan_probabilities":
+        probs[: probs.shape[0] // 3] = np.nan
+        path = pred / f"{pid}_{view}_{instant}.npy"
+        np.save(path, probs)
+    else:
+        suffix = damage.rsplit("_", 1)[1]
+        path = pred / f"{pid}_{view}_{instant}.{suffix}"
+        (np.save if suffix == "npy" else np.savez)(path, probs)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    argv = ["evaluate", "--pred", str(pred), "--camus", str(camus), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+    if damage == "nan_probabilities":
+        assert "non-finite" in err
+    assert not (tmp_path / "o" / "report.md").exists()

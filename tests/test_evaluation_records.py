@@ -189,6 +189,12 @@ def test_to_native_grid_resizes_probabilities_then_argmax():
     assert dice(back == 1, native == 1) > 0.97
     same = to_native_grid(np.eye(4, dtype=np.float32)[native], native.shape)
     np.testing.assert_array_equal(same, native)
+    probs[0, 0, 1] = np.nan
+    with pytest.raises(ValueError, match="1 non-finite value"):
+        to_native_grid(probs, native.shape)
+    probs[0, 0, 1] = np.inf
+    with pytest.raises(ValueError, match="non-finite"):
+        to_native_grid(probs, native.shape)
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -219,7 +220,8 @@ def _load_prediction(entry: dict, native_shape) -> dict[str, np.ndarray]:
             from tfds_camus import reader
 
             array, _ = reader.read_image(path)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        # a truncated .npy or .npz, an unreadable or truncated image
         raise UsageError(f"{path}: cannot read prediction ({err})") from None
     return {entry["output"]: _as_label_map(array, native_shape, str(path))}
 

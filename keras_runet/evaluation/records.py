@@ -85,6 +85,9 @@ def to_native_grid(probabilities, native_shape) -> np.ndarray:
 
     Returns:
         A uint8 label map of shape ``native_shape``.
+
+    Raises:
+        ValueError: wrong shape or dtype, or a NaN / infinite value.
     """
     from skimage.transform import resize
 
@@ -93,6 +96,9 @@ def to_native_grid(probabilities, native_shape) -> np.ndarray:
         raise ValueError(f"probabilities must have shape (H, W, C) with C >= 2, got {p.shape}")
     if not np.issubdtype(p.dtype, np.floating):
         raise ValueError(f"probabilities must be floating point, got dtype {p.dtype}")
+    bad = int(np.count_nonzero(~np.isfinite(p)))
+    if bad:  # argmax would silently pick class 0 (or the NaN's class) there
+        raise ValueError(f"probabilities hold {bad} non-finite value(s) (NaN or inf) of {p.size}")
     try:
         rows, cols = (int(n) for n in native_shape)
     except (TypeError, ValueError):
