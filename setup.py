@@ -33,6 +33,9 @@ install_requires = [
     "scipy>=1.13",
     "numpy>=1.26",
     "matplotlib>=3.8",
+    # keras_runet.export reads .weights.h5 files to check them against the architecture
+    # (Keras depends on h5py too; declared because it is imported here).
+    "h5py>=3.10",
     "pillow>=10",
 ]
 

@@ -109,10 +109,15 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
             )
         try:
             model = keras_runet.build_model(model_kind, **build_kwargs)
+        except ValueError as err:
+            raise ExportError(f"cannot build {model_kind}: {err}") from err
+        check_weights_match(model, path, model_kind)
+        try:
             model.load_weights(path)
         except ValueError as err:
+            first = str(err).strip().splitlines()[0][:300]
             raise ExportError(
-                f"cannot load weights {str(path)!r} into {model_kind}: {err}"
+                f"cannot load weights {str(path)!r} into {model_kind}: {first}"
             ) from err
     elif name.endswith(".keras"):
         try:
@@ -130,6 +135,55 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
         raise ExportError(f"{str(path)!r} is neither a .keras file nor a .weights.h5 checkpoint")
     _check_contract(model, path)
     return model
+
+
+def _h5_variables(path) -> dict[str, tuple[int, ...]]:
+    import h5py
+
+    found = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            found[name] = tuple(obj.shape)
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return found
+
+
+def check_weights_match(model: keras.Model, path, model_kind: str = "the model") -> None:
+    """Raises :class:`ExportError` (one line) unless the ``.weights.h5`` file holds exactly
+    the variables of ``model``, by name and shape: Keras would otherwise load what fits and
+    leave the rest as initialized, or fail with a message as long as the model."""
+    import tempfile
+
+    try:
+        saved = _h5_variables(path)
+    except OSError as err:
+        raise ExportError(f"{str(path)!r} is not a readable weights file ({err})") from err
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = Path(tmp) / "expected.weights.h5"
+        model.save_weights(reference)
+        expected = _h5_variables(reference)
+    extra = sorted(set(saved) - set(expected))
+    missing = sorted(set(expected) - set(saved))
+    differ = sorted(k for k in set(saved) & set(expected) if saved[k] != expected[k])
+    if not (extra or missing or differ):
+        return
+    parts = []
+    if differ:
+        k = differ[0]
+        parts.append(f"{len(differ)} differ in shape (e.g. {k}: {saved[k]} in the file, "
+                     f"{expected[k]} in the model)")  # fmt: skip
+    if missing:
+        parts.append(f"{len(missing)} of the model's are not in the file (e.g. {missing[0]})")
+    if extra:
+        parts.append(f"{len(extra)} of the file's have no place in the model (e.g. {extra[0]})")
+    raise ExportError(
+        f"{str(path)!r} does not hold the weights of this {model_kind}: "
+        + "; ".join(parts)
+        + ". Check --model-kind and the options that shape it (--width, --input-size)."
+    )
 
 
 def _check_contract(model: keras.Model, path) -> None:

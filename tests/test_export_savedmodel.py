@@ -280,6 +280,21 @@ def test_weights_checkpoint_needs_and_uses_the_architecture(tmp_path):
     )
 
 
+def test_weights_of_another_architecture_are_one_line_not_a_silent_export(tmp_path, capsys):
+    runet = keras_runet.build_model("runet", input_shape=(32, 32, 1), width=0.125, dil=3)
+    path = tmp_path / "runet.weights.h5"
+    runet.save_weights(path)
+    with pytest.raises(ex.ExportError, match="does not hold the weights of this unet1"):
+        ex.load_model(path, model_kind="unet1", input_shape=(32, 32, 1), width=0.125)
+    with pytest.raises(ex.ExportError, match="differ in shape"):
+        ex.load_model(path, model_kind="runet", input_shape=(32, 32, 1), width=0.25, dil=3)
+    argv = ["export", str(path), str(tmp_path / "serving"), "--model-kind", "unet1"]
+    assert cli_main([*argv, "--width", "0.125", "--input-size", "32", "32"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 600 and "--model-kind" in err
+    assert not (tmp_path / "serving").exists()
+
+
 def test_cli_export(tmp_path, capsys):
     model = keras_runet.build_model("unet1", input_shape=(32, 32, 1), width=0.125)
     model_path = tmp_path / "m.keras"
