@@ -343,7 +343,11 @@ def make_oracle(
                 "the grid oracle needs a finite space: give shift_step (e.g. 0.2) or "
                 "shift_values, and do not tune the learning rate or loss weights"
             )
-        return keras_tuner.oracles.GridSearchOracle(max_trials=max_trials, **common)
+        # Not keras_tuner's GridSearchOracle: it loses grid points when a search is killed
+        # and resumed (keras-team/keras-tuner#1055); see keras_runet.grid_oracle.
+        from keras_runet.grid_oracle import ResumableGridSearchOracle
+
+        return ResumableGridSearchOracle(max_trials=max_trials, **common)
     if name == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(
             max_trials=max_trials, num_initial_points=bayesian_initial_points, **common

@@ -344,3 +344,70 @@ def test_tuning_writes_a_figure_of_the_objective(tmp_path):
     assert image.shape[0] > 300 and image.shape[1] > 400
     red = (image[..., 0] > 200) & (image[..., 1] < 60) & (image[..., 2] < 60)
     assert red.sum() > 50  # the best trial's star
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from keras_runet import data, tuning
+from keras_runet.cross_validation import fold_split_strings
+from keras_runet.training import TrainConfig
+
+data_dir, study_dir, oracle = sys.argv[1:4]
+kill_at, max_trials = int(sys.argv[4]), int(sys.argv[5])
+builder = data.load_builder(data_dir)
+splits = fold_split_strings(builder, 1)
+trainings = []
+train = tuning.train
+
+
+def train_then_maybe_die(*args, **kwargs):
+    trainings.append(1)
+    if len(trainings) == kill_at:  # the trial is created and RUNNING: kill -9 mid-trial
+        os.kill(os.getpid(), signal.SIGKILL)
+    return train(*args, **kwargs)
+
+
+tuning.train = train_then_maybe_die
+config = TrainConfig(width=0.25, image_size=(64, 64), epochs=1, batch_size=8, patience=0,
+                     seed=1, run_eagerly=True)
+space = tuning.SearchSpace(dil_values=(5, 11), shift_values=(0.3, 0.6))
+tuning.run_search(study_dir, builder.as_dataset(split=splits["train"]),
+                  builder.as_dataset(split=splits["validation"]), base_config=config,
+                  space=space, oracle=oracle, objective="outliers", max_trials=max_trials,
+                  figure=False)
+"""
+
+
+@pytest.mark.parametrize("oracle", ["grid", "random", "bayesian"])
+def test_a_search_killed_mid_trial_resumes_to_every_trial_exactly_once(
+    camus_tune, tmp_path, oracle
+):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "search.py"
+    script.write_text(KILL_SCRIPT)
+    study = tmp_path / "study"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    n = 4 if oracle == "grid" else 3  # the grid: all of its 2 x 2 points
+
+    def run(kill_at):
+        argv = [sys.executable, str(script), str(camus_tune["data_dir"]), str(study), oracle]
+        return subprocess.run([*argv, str(kill_at), str(n)], capture_output=True, text=True,
+                              timeout=900, env=env)  # fmt: skip
+
+    killed = run(kill_at=2)  # dies as the second trial starts training
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    resumed = run(kill_at=0)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = tuning.trial_rows(tuning.load_study(study))
+    _assert_all_completed(rows, n)
+    points = [(r["dil"], round(r["shift"], 6)) for r in rows]
+    assert len(set(points)) == n  # no point twice
+    if oracle == "grid":
+        assert sorted(points) == [(5, 0.3), (5, 0.6), (11, 0.3), (11, 0.6)]  # the whole grid
+    runs = [e["trial_id"] for e in tuning.read_executions(study)]
+    killed_trial = runs[1]
+    assert runs.count(killed_trial) == 2 and len(runs) == n + 1  # only the killed one twice
