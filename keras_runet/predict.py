@@ -46,6 +46,7 @@ __all__ = [
     "image_format",
     "overlay_image",
     "predict_files",
+    "read_csv",
     "read_input_image",
     "shape_criteria",
     "write_label_map",
@@ -375,6 +376,66 @@ def write_csv(rows: Sequence[dict], path) -> Path:
     return path
 
 
+_INT_CSV = {"height", "width", *(f"{s}_area_px" for s in STRUCTURES)}
+_STR_CSV = {"file", "status", "error", "label_map", "overlay", "suspicious_reasons"}
+
+
+def read_csv(path) -> list[dict]:
+    """The rows of a ``predictions.csv`` written by :func:`write_csv`, values typed back."""
+    rows = []
+    with open(path, newline="") as fh:
+        for raw in csv.DictReader(fh):
+            row = {}
+            for key, text in raw.items():
+                if key in _STR_CSV:
+                    row[key] = text
+                elif text == "":
+                    row[key] = None
+                elif key == "suspicious_shape":
+                    row[key] = text == "True"
+                else:
+                    try:
+                        row[key] = int(text) if key in _INT_CSV else float(text)
+                    except ValueError:
+                        row[key] = text
+            rows.append(row)
+    return rows
+
+
+def _append_csv_row(path: Path, row: dict) -> None:
+    """One more line of ``predictions.csv``, on disk before the next file is started."""
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow({k: _fmt_cell(row.get(k)) for k in CSV_COLUMNS})
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _done_rows(csv_path: Path) -> dict[str, dict]:
+    """Rows of an earlier run whose label map is on disk: those files need no new prediction."""
+    if not csv_path.exists():
+        return {}
+    try:
+        rows = read_csv(csv_path)
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        logger.warning("%s cannot be read (%s): every file is predicted again", csv_path, err)
+        return {}
+
+    def still_valid(r) -> bool:
+        label_map, source = Path(r.get("label_map") or ""), Path(r["file"])
+        return (
+            r.get("status") == "ok"
+            and label_map.is_file()
+            and source.is_file()
+            and source.stat().st_mtime_ns <= label_map.stat().st_mtime_ns  # input unchanged
+        )
+
+    return {r["file"]: r for r in rows if still_valid(r)}
+
+
 def _output_name(path: Path, roots: Sequence[Path]) -> Path:
     """Where the outputs of ``path`` go, relative to the output folder: the path under the
     input folder it was found in (keeps sub-folders apart), else the file name."""
@@ -398,8 +459,13 @@ def predict_files(
     save_coarse: bool = False,
     thresholds: OutlierThresholds | None = None,
     progress=None,
+    force: bool = False,
 ) -> list[dict]:
     """Segment ``files`` and write label maps, overlays and ``predictions.csv`` in ``out_dir``.
+
+    ``predictions.csv`` gets a row as each file is done, so a killed run keeps the record of
+    what it finished; run again, it skips the files an earlier run segmented (their row is
+    in the CSV and their label map on disk) unless ``force``, and tries the failed ones again.
 
     Args:
         model: a keras-runet ``keras.Model`` (see :func:`keras_runet.export.load_model`).
@@ -411,7 +477,8 @@ def predict_files(
         save_coarse: for RU-Net, also write the first U-Net's label map ``<stem>_coarse.<ext>``.
         thresholds: thresholds of the suspicious-shape flag (default: the paper's Table I).
         progress: optional callable ``progress(index, total, row)`` called after each file
-            (the CLI prints a line).
+            (the CLI prints a line; a skipped file's row has ``skipped`` True).
+        force: segment every file again, even those an earlier run did.
 
     Returns:
         One row per file (:data:`CSV_COLUMNS`); ``status`` is "ok" or "error" (then
@@ -425,6 +492,11 @@ def predict_files(
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output folder {str(out_dir)!r} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = out_dir / "predictions.csv"
+    done = {} if force else _done_rows(csv_path)
+    # This run's record: the rows reused from the earlier run, then one appended per file.
+    kept = [done[str(Path(f))] for f in files if str(Path(f)) in done]
+    write_csv(kept, csv_path)
     predictor = Predictor(model)
     roots = [Path(r).resolve() for r in roots]
     inputs = {Path(f).resolve() for f in files}
@@ -432,6 +504,13 @@ def predict_files(
     rows = []
     for i, f in enumerate(files, start=1):
         f = Path(f)
+        if str(f) in done:
+            row = dict(done[str(f)], skipped=True)
+            used[Path(row["label_map"]).resolve()] = f
+            rows.append(row)
+            if progress is not None:
+                progress(i, len(files), row)
+            continue
         row = {"file": str(f), "status": "ok", "error": ""}
         try:
             image = read_input_image(f, png_spacing)
@@ -475,7 +554,8 @@ def predict_files(
             row.update(status="error", error=str(err))
             logger.warning("[%d/%d] %s", i, len(files), err)
         rows.append(row)
+        _append_csv_row(csv_path, row)
         if progress is not None:
             progress(i, len(files), row)
-    write_csv(rows, out_dir / "predictions.csv")
+    write_csv(rows, csv_path)  # the whole record again, in the order of the files
     return rows

@@ -2,6 +2,7 @@
 anatomical criteria, the suspicious-shape flag, and per-file errors on bad input."""
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -274,3 +275,37 @@ def test_reference_shapes_are_not_suspicious(tmp_path):
         spacing = (image.GetSpacing()[1], image.GetSpacing()[0])
         row = pr.shape_criteria(labels, spacing)
         assert not row["suspicious_shape"], (f.name, row["suspicious_reasons"])
+
+
+def test_a_killed_predict_keeps_its_record_and_the_rerun_skips_what_is_done(
+    model_file, tmp_path, capsys
+):
+    model, path = model_file
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((40, 52), 40 * i, np.uint8)).save(inputs / f"img{i}.png")
+    files = sorted(inputs.glob("*.png"))
+    out = tmp_path / "out"
+
+    def die_after_two(index, total, row):
+        if index == 2:
+            raise KeyboardInterrupt("killed")
+
+    with pytest.raises(KeyboardInterrupt):
+        pr.predict_files(model, files, out, overlays=False, progress=die_after_two)
+    record = pr.read_csv(out / "predictions.csv")  # written as each file was done
+    assert [r["file"] for r in record] == [str(f) for f in files[:2]]
+    assert all(r["status"] == "ok" and isinstance(r["suspicious_shape"], bool) for r in record)
+    argv = ["predict", str(path), str(inputs), "--out", str(out), "--no-overlays"]
+    assert cli_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("done earlier, skipped") == 2 and "4 of 4 image(s) segmented" in printed
+    rows = pr.read_csv(out / "predictions.csv")
+    assert sorted(r["file"] for r in rows) == sorted(str(f) for f in files)  # each once
+    # A changed input is segmented again; --force does them all.
+    os.utime(files[3], ns=(4 * 10**18, 4 * 10**18))  # newer than its label map
+    assert cli_main(argv) == 0
+    assert capsys.readouterr().out.count("done earlier, skipped") == 3
+    assert cli_main([*argv, "--force"]) == 0
+    assert "skipped" not in capsys.readouterr().out

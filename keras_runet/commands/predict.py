@@ -6,7 +6,8 @@ into ``--out``, each label map in its input's format and geometry (``<stem>.<ext
 ``suspicious_shape`` flag per image: the RU-Net paper's anatomical criteria, which need no
 ground truth). See :mod:`keras_runet.predict`.
 
-Exit code: 0 when every image was segmented, 1 when some failed (their rows in the CSV say
+``predictions.csv`` gets its row as each file is done; a rerun skips the files an earlier
+run segmented (``--force``: all again). Exit code: 0 when every image was segmented, 1 when some failed (their rows in the CSV say
 why), 2 on a usage error (no model, no images...).
 """
 
@@ -48,11 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="RU-Net: also write the first U-Net's label map (<stem>_coarse.<ext>)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="segment every file again (a rerun skips the files an earlier run did)",
+    )
     add_architecture_arguments(parser)
 
 
 def _print_progress(index: int, total: int, row: dict) -> None:
-    if row["status"] != "ok":
+    if row.get("skipped"):
+        state = "done earlier, skipped"
+    elif row["status"] != "ok":
         state = "error"
     else:
         state = "suspicious shape" if row.get("suspicious_shape") else "ok"
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         overlays=not args.no_overlays,
         save_coarse=args.save_coarse,
         progress=_print_progress,
+        force=args.force,
     )
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] != "ok"]
