@@ -120,6 +120,15 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
                 f"cannot load weights {str(path)!r} into {model_kind}: {first}"
             ) from err
     elif name.endswith(".keras"):
+        import zipfile
+
+        if not zipfile.is_zipfile(path):  # Keras itself would say "File not found"
+            raise ExportError(f"{str(path)!r} is not a Keras model file (not a .keras zip archive)")
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise ExportError(
+                    f"{str(path)!r} is a zip archive but not a Keras model (no config.json in it)"
+                )
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except ValueError as err:
@@ -285,6 +294,22 @@ def make_serving_functions(model: keras.Model) -> dict:
     def predict_native(image):
         # Use the checked tensor, so that the check cannot be pruned from the graph.
         image = tf.debugging.assert_all_finite(image, "image contains NaN or infinite values")
+        shape = tf.shape(image)
+        checks = [
+            tf.debugging.assert_positive(
+                shape[:3], message="image must be a non-empty batch (N >= 1, H >= 1, W >= 1)"
+            ),
+            tf.debugging.assert_greater_equal(
+                tf.reduce_min(image), -1e-3, message="image values must be in [0, 1]"
+            ),
+            tf.debugging.assert_less_equal(
+                tf.reduce_max(image),
+                1.0 + 1e-3,
+                message="image values must be in [0, 1]: divide 8-bit pixels by 255",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            image = tf.identity(image)
         native = tf.shape(image)[1:3]
         x = tf.image.resize(image, (height, width), method="bilinear")
         out = model(x, training=False)

@@ -108,6 +108,14 @@ def test_fresh_process_without_keras_runet_matches_keras(runet_export, tmp_path)
             res["nan_error"] = np.array("")
         except tf.errors.InvalidArgumentError as err:
             res["nan_error"] = np.array(err.message)
+        wrong = {"empty": np.zeros((0, 64, 64, 1), np.float32),
+                 "uint8_range": (inp["x64"][:1] * 255.0).astype(np.float32)}
+        for key, value in wrong.items():
+            try:
+                f(image=tf.constant(value))
+                res[key + "_error"] = np.array("")
+            except tf.errors.InvalidArgumentError as err:
+                res[key + "_error"] = np.array(err.message)
         res["signatures"] = np.array(sorted(loaded.signatures))
         np.savez(work + "/outputs.npz", **res)
         """
@@ -123,6 +131,9 @@ def test_fresh_process_without_keras_runet_matches_keras(runet_export, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = dict(np.load(tmp_path / "outputs.npz"))
     assert sorted(out["signatures"]) == ["serving_bytes", "serving_default"]
+    # Requests that would answer nonsense are refused, saying why.
+    assert "non-empty batch" in str(out["empty_error"])
+    assert "divide 8-bit pixels by 255" in str(out["uint8_range_error"])
 
     # Same size as the model: the serving graph is the Keras model.
     keras_out = model.predict_on_batch(x64)
