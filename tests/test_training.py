@@ -143,7 +143,7 @@ def test_history_keeps_each_epoch_once_after_a_kill_between_row_and_checkpoint(
     camus_tiny, tmp_path
 ):
     b = camus_tiny["builder"]
-    config = training.TrainConfig(model="unet1", epochs=3, **TINY)
+    config = training.TrainConfig(model="unet1", epochs=3, steps_per_epoch=1, **TINY)
     run = tmp_path / "run"
     args = (config, b.as_dataset(split="group3+group4"), b.as_dataset(split="group2"), run)
     with pytest.raises(KeyboardInterrupt):
@@ -175,7 +175,7 @@ def test_a_non_finite_loss_stops_with_an_error_and_keeps_the_last_finite_epoch(
     camus_tiny, tmp_path
 ):
     b = camus_tiny["builder"]
-    config = training.TrainConfig(model="unet1", epochs=4, **TINY)
+    config = training.TrainConfig(model="unet1", epochs=4, steps_per_epoch=1, **TINY)
     run = tmp_path / "run"
     args = (config, b.as_dataset(split="group3+group4"), b.as_dataset(split="group2"), run)
     with pytest.raises(training.NonFiniteLossError, match=r"loss became nan at epoch 2.*epoch 1"):

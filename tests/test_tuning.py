@@ -369,7 +369,7 @@ def train_then_maybe_die(*args, **kwargs):
 
 tuning.train = train_then_maybe_die
 config = TrainConfig(width=0.25, image_size=(64, 64), epochs=1, batch_size=8, patience=0,
-                     seed=1, run_eagerly=True)
+                     seed=1, run_eagerly=True, steps_per_epoch=1)
 space = tuning.SearchSpace(dil_values=(5, 11), shift_values=(0.3, 0.6))
 tuning.run_search(study_dir, builder.as_dataset(split=splits["train"]),
                   builder.as_dataset(split=splits["validation"]), base_config=config,
@@ -378,7 +378,9 @@ tuning.run_search(study_dir, builder.as_dataset(split=splits["train"]),
 """
 
 
-@pytest.mark.parametrize("oracle", ["grid", "random", "bayesian"])
+# grid: our oracle (KerasTuner's loses points, #1055); random: KerasTuner's own resume (the
+# retry queue in oracle.json), which the bayesian and hyperband oracles share.
+@pytest.mark.parametrize("oracle", ["grid", "random"])
 def test_a_search_killed_mid_trial_resumes_to_every_trial_exactly_once(
     camus_tune, tmp_path, oracle
 ):

@@ -38,6 +38,23 @@ def existing_dir(value: str, what: str) -> Path:
     return path
 
 
+def output_dir(value: str, what: str = "--out") -> Path:
+    """The output folder of a command, created, and checked writable up front (a long run
+    must not fail at its end because of it)."""
+    import tempfile
+
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {value!r} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UsageError(f"{what} {value!r} cannot be written to ({err.strerror or err})") from None
+    return path
+
+
 def parse_models(value: str) -> list[str]:
     names = [m.strip().lower() for m in value.split(",") if m.strip()]
     bad = [m for m in names if m not in MODEL_CHOICES]

@@ -36,6 +36,7 @@ def run(args) -> int:
     from keras_runet.cli import RunFailed, UsageError
 
     _common.setup_logging()
+    out = _common.output_dir(args.out)
     models = _common.parse_models(args.models)
     folds = _common.parse_folds(args.folds)
     config = _common.train_config_from_args(args, models[0])
@@ -63,7 +64,7 @@ def run(args) -> int:
             builder,
             models,
             folds,
-            Path(args.out).expanduser(),
+            out,
             config,
             workers=max(0, args.workers),
             postprocess=args.postprocess,

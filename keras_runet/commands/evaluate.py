@@ -272,8 +272,10 @@ def _items(entries, camus, ref_cache, sources, references) -> Iterator[dict]:
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet evaluate``; returns the exit code."""
     from keras_runet import evaluation as ev
+    from keras_runet.commands._common import output_dir
     from keras_runet.evaluation.figures import case_title, plot_worst_cases, worst_indices
 
+    output_dir(args.out)
     if args.model_file:
         return _run_on_model(args)
     if not args.pred or not args.camus:
@@ -297,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from tfds_camus import reader
 
-        reader.detect_layout(camus)
+        camus = reader.detect_layout(camus)  # once: every reference is read through it
     except (OSError, ValueError) as err:
         raise UsageError(f"--camus {camus}: {err}") from None
 
@@ -371,12 +373,14 @@ def _run_on_model(args: argparse.Namespace) -> int:
                 )
         except (OSError, ValueError, TypeError) as err:
             raise UsageError(f"--thresholds {args.thresholds}: {err}") from None
-    import keras
-
-    import keras_runet  # noqa: F401  (registers the custom objects)
     from keras_runet.cross_validation import evaluate_model_on_split, fold_split_strings
     from keras_runet.data import load_builder
+    from keras_runet.export import ExportError, load_model
 
+    try:  # safe mode; a corrupt, foreign or non-runet file is one line, not a traceback
+        model = load_model(model_path)
+    except ExportError as err:
+        raise UsageError(f"--model-file: {err}") from None
     try:
         builder = load_builder(args.data_dir, args.config)
     except FileNotFoundError as err:
@@ -393,10 +397,6 @@ def _run_on_model(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"unknown split {', '.join(unknown)}; prepared: {', '.join(builder.info.splits)}"
             )
-    try:
-        model = keras.saving.load_model(model_path)  # safe_mode=True
-    except Exception as err:  # a corrupt or foreign file: one line, not a traceback
-        raise UsageError(f"--model-file {model_path}: cannot load ({err})") from None
     _, paths = evaluate_model_on_split(
         model,
         builder,

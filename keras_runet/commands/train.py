@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from keras_runet.commands import _common
 
 NAME = "train"
@@ -31,6 +29,7 @@ def run(args) -> int:
     from keras_runet.cli import UsageError
 
     _common.setup_logging()
+    out = _common.output_dir(args.out)
     model = _common.parse_models(args.model)
     if len(model) != 1:
         raise UsageError("--model takes one model; use `runet cv` for several")
@@ -62,7 +61,7 @@ def run(args) -> int:
             config,
             builder.as_dataset(split=train_split),
             builder.as_dataset(split=val_split),
-            Path(args.out).expanduser(),
+            out,
             verbose=2 if args.quiet else 1,
             force=args.force,
         )

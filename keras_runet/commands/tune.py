@@ -228,7 +228,7 @@ def run(args) -> int:
         run_eagerly=args.run_eagerly,
         include_background=args.include_background,
     )
-    out = Path(args.out).expanduser()
+    out = _common.output_dir(args.out)
     splits, builder, train_ds, val_ds = None, None, None, None
     needs_data = role != "chief" or args.retrain_best
     if needs_data:
