@@ -416,8 +416,7 @@ def read_image(path: str | os.PathLike, *, ndim: int = 2) -> tuple[np.ndarray, t
         array = sitk.GetArrayFromImage(image)
     except RuntimeError as e:
         raise CamusFormatError(f"{path}: cannot read image ({_last_line(e)})") from e
-    if ndim == 2 and array.ndim == 3 and array.shape[0] == 1:
-        array = array[0]
+    array = array.reshape(squeeze_singleton(array.shape, ndim))
     if array.ndim != ndim:
         raise CamusFormatError(
             f"{path}: expected a {ndim}-D image, got shape {array.shape}"
