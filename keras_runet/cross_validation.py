@@ -38,10 +38,22 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_runet.training import TrainConfig, atomic_write_json, train
+from keras_runet.config import TrainConfig
 
-# The ClassLabel names of the camus builder's features, by index.
-from tfds_camus.camus.camus_dataset_builder import INSTANTS, QUALITIES, VIEWS
+# Predicting and evaluating a split lives in keras_runet.split_evaluation; its names stay
+# importable from here (``runet evaluate`` and the notebooks use them).
+from keras_runet.split_evaluation import (  # noqa: F401
+    evaluate_items,
+    evaluate_model_on_split,
+    example_item,
+    predict_examples,
+    prediction_key,
+    references_from_items,
+    saved_items,
+)
+from keras_runet.training import train
+from tfds_camus import folds as _folds
+from tfds_camus.atomic import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +61,15 @@ log = logging.getLogger(__name__)
 def fold_split_strings(builder, k: int) -> dict[str, str]:
     """Fold ``k``'s train / validation / test split strings, limited to prepared groups.
 
-    The synthetic or partial datasets hold only some of the ten patient groups; groups
-    that were not prepared are left out (with a warning). Raises ValueError when the
-    training, validation or test part would be empty.
+    :func:`tfds_camus.folds.fold_splits` gives the paper's split strings (and checks ``k``);
+    this keeps only the groups that ``builder`` has prepared. The synthetic or partial
+    datasets hold only some of the ten patient groups; groups that were not prepared are
+    left out (with a warning). Raises ValueError when the training, validation or test
+    part would be empty.
     """
-    import tfds_camus
-
-    if not 1 <= int(k) <= 10:
-        raise ValueError(f"fold must be within 1..10, got {k}")
     available = set(builder.info.splits.keys())
     out = {}
-    for part, split in tfds_camus.fold_splits(int(k)).items():
+    for part, split in _folds.fold_splits(int(k)).items():
         groups = split.split("+")
         kept = [g for g in groups if g in available]
         if len(kept) < len(groups):
@@ -102,14 +112,12 @@ def fold_protocol(builder, folds: Sequence[int]) -> dict:
         On the original release every fold deviates: its 450 labelled patients lack the
         paper's patients 451..500 (46 of test group 10, 4 of group 9).
     """
-    import tfds_camus
-
     counts = split_patient_counts(builder)
     release = (builder.info.metadata or {}).get("release")
     rows, deviations = [], []
     for k in folds:
         row = {"fold": int(k)}
-        for part, split in tfds_camus.fold_splits(int(k)).items():
+        for part, split in _folds.fold_splits(int(k)).items():
             row[part] = sum(counts.get(g, 0) for g in split.split("+"))
         row["as_paper"] = all(row[p] == n for p, n in PAPER_FOLD_PATIENTS.items())
         rows.append(row)
@@ -142,192 +150,6 @@ def format_fold_protocol(protocol: Mapping) -> list[str]:
     return lines
 
 
-def _decode_str(v):
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def predict_examples(
-    model,
-    examples,
-    *,
-    image_size=(256, 256),
-    batch_size: int = 8,
-    outputs: Sequence[str] | None = None,
-    keep_image: bool = False,
-) -> dict[str, list[dict]]:
-    """Predict a TFDS camus split and bring each output back to the native grid.
-
-    Args:
-        model: a trained model (dict outputs).
-        examples: a ``tf.data.Dataset`` of camus examples (not batched), in order.
-        image_size: the model's input size (images of another size are resized).
-        batch_size: images per forward pass.
-        outputs: which outputs to return (default: all of the model's).
-        keep_image: also return the image resized to the native grid (for figures).
-
-    Returns:
-        ``{output: [item, ...]}``; each item is an evaluation item of
-        :func:`keras_runet.evaluation.evaluate_label_maps` (``pred``, ``ref``,
-        ``spacing``, ``instant``, ``patient_id``, ``view``, ``image_quality``, plus
-        ``ef``, ``edv``, ``esv`` from the cfg, ``image`` when asked). For RU-Net each
-        item also has ``roi_fraction``: the mean of the image's ROI mask (1.0: the
-        attention passes the whole image, see :func:`keras_runet.tuning.roi_fraction`).
-    """
-    import tensorflow as tf
-
-    from keras_runet.data import resize_pair
-    from keras_runet.evaluation import to_native_grid
-    from keras_runet.models import roi_mask_means
-
-    outputs = list(outputs or model.output_names)
-    results: dict[str, list[dict]] = {o: [] for o in outputs}
-
-    def prepare(ex):
-        image = tf.cast(ex["image"], tf.float32) / 255.0
-        mask = tf.cast(ex["mask"], tf.int32)
-        image, _ = resize_pair(image, mask, tuple(image_size))
-        return image, ex
-
-    def flush(images, metas):
-        batch = np.stack(images)
-        probs = model.predict_on_batch(batch)
-        roi_fractions = roi_mask_means(model, batch, probs.get("coarse"))
-        for i, meta in enumerate(metas):
-            native_shape = tuple(int(s) for s in meta["native_shape"])
-            for o in outputs:
-                pred = to_native_grid(np.asarray(probs[o][i]), native_shape)
-                item = dict(meta["item"], pred=pred, output=o)
-                if roi_fractions is not None:
-                    item["roi_fraction"] = float(roi_fractions[i])
-                if keep_image:
-                    from skimage.transform import resize
-
-                    item["image"] = resize(images[i][..., 0], native_shape, order=1)
-                results[o].append(item)
-
-    images, metas = [], []
-    for image, ex in examples.map(prepare).as_numpy_iterator():
-        item = example_item(ex)
-        images.append(image)
-        metas.append({"item": item, "native_shape": ex["native_shape"]})
-        if len(images) == batch_size:
-            flush(images, metas)
-            images, metas = [], []
-    if images:
-        flush(images, metas)
-    return results
-
-
-def example_item(ex) -> dict:
-    """The evaluation item of a camus example (numpy), without a prediction: the reference on
-    the native grid, its spacing and the example's metadata."""
-    return {
-        "patient_id": _decode_str(ex["patient_id"]),
-        "view": VIEWS[int(ex["view"])],
-        "instant": INSTANTS[int(ex["instant"])],
-        "frame_index": int(ex["frame_index"]),
-        "image_quality": QUALITIES[int(ex["image_quality"])],
-        "ref": ex["native_mask"][..., 0].astype(np.uint8),
-        "spacing": tuple(float(s) for s in ex["spacing"]),
-        "ef": float(ex["ef"]),
-        "edv": float(ex["edv"]),
-        "esv": float(ex["esv"]),
-    }
-
-
-def _prediction_key(it: Mapping) -> str:
-    return f"{it['output']}/{it['patient_id']}_{it['view']}_{it['instant']}"
-
-
-def saved_items(builder, split: str, fold_dir: Path, rows: Sequence[Mapping]) -> list[dict]:
-    """Evaluation items of a finished fold rebuilt from its ``predictions.npz`` and the test
-    split's references (no model): to evaluate again with other evaluation settings.
-
-    Raises:
-        FileNotFoundError: if the fold kept no predictions.
-    """
-    path = Path(fold_dir) / "predictions.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the fold cannot be evaluated again")
-    refs = {}
-    for ex in builder.as_dataset(split=split, shuffle_files=False).as_numpy_iterator():
-        item = example_item(ex)
-        refs[(item["patient_id"], item["view"], item["instant"])] = item
-    items = []
-    with np.load(path) as saved:
-        for row in rows:
-            key = (row["patient_id"], row["view"], row["instant"])
-            item = dict(refs[key], model=row["model"], fold=row["fold"], output=row["output"])
-            item["pred"] = saved[_prediction_key(item)]
-            if row.get("roi_fraction") is not None:
-                item["roi_fraction"] = row["roi_fraction"]
-            items.append(item)
-    return items
-
-
-def references_from_items(items: Sequence[dict]) -> dict[str, dict]:
-    """Per-patient reference volumes from the cfg values carried by the items."""
-    refs: dict[str, dict] = {}
-    for it in items:
-        refs.setdefault(it["patient_id"], {"EF": it["ef"], "EDV": it["edv"], "ESV": it["esv"]})
-    return refs
-
-
-def evaluate_model_on_split(
-    model,
-    builder,
-    split: str,
-    out_dir: str | os.PathLike,
-    *,
-    model_name: str | None = None,
-    batch_size: int = 8,
-    workers: int = 0,
-    thresholds=None,
-    postprocess: bool = False,
-    distance_method: str = "edt",
-    figures: bool = True,
-):
-    """Predict a prepared split with ``model`` and write the evaluation report.
-
-    Every output of the model is evaluated on each image's native grid; the EF table uses
-    the ``Info_*.cfg`` values carried by the dataset.
-
-    Args:
-        model: a ``keras.Model`` of this package (dict outputs).
-        builder: the prepared TFDS camus builder.
-        split: a TFDS split string, e.g. ``"group1"`` or ``fold_split_strings(b, 1)["test"]``.
-        out_dir: where ``report.md``, ``report.json``, ``per_image.csv`` and figures go.
-        model_name: the ``model`` column (default: ``model.name``).
-        batch_size, workers, thresholds, postprocess, distance_method, figures: as for
-            :func:`keras_runet.evaluation.evaluate_and_report`.
-
-    Returns:
-        ``(rows, paths)``.
-    """
-    from keras_runet.evaluation import evaluate_and_report
-
-    image_size = tuple(int(s) for s in model.input_shape[1:3])
-    predictions = predict_examples(
-        model,
-        builder.as_dataset(split=split, shuffle_files=False),
-        image_size=image_size,
-        batch_size=batch_size,
-        keep_image=figures,
-    )
-    name = model_name or model.name
-    items = [dict(it, model=name) for out in predictions.values() for it in out]
-    return evaluate_and_report(
-        items,
-        out_dir,
-        workers=workers,
-        thresholds=thresholds,
-        postprocess=postprocess,
-        references=references_from_items(items),
-        figures=figures,
-        distance_method=distance_method,
-    )
-
-
 @dataclasses.dataclass
 class FoldResult:
     model: str
@@ -344,16 +166,6 @@ class SettingsMismatchError(ValueError):
 
 # What per_image.csv's rows were computed with; a change re-evaluates the saved predictions.
 _EVALUATION_FILE = "evaluation.json"
-
-
-def _evaluate_items(items, workers, postprocess) -> list[dict]:
-    from keras_runet.evaluation import evaluate_label_maps
-
-    rows = evaluate_label_maps(items, workers=workers, postprocess=postprocess)
-    for row, it in zip(rows, items, strict=True):  # one row per item, in order
-        if "roi_fraction" in it:
-            row["roi_fraction"] = it["roi_fraction"]
-    return rows
 
 
 def run_fold(
@@ -393,9 +205,9 @@ def run_fold(
             return FoldResult(model_name, fold, rows, True, 0.0)
         log.info("%s: evaluating the saved predictions again (%s -> %s)", fold_dir, done, settings)
         test = fold_split_strings(builder, fold)["test"]
-        rows = _evaluate_items(saved_items(builder, test, fold_dir, rows), workers, postprocess)
+        rows = evaluate_items(saved_items(builder, test, fold_dir, rows), workers, postprocess)
         write_per_image_csv(rows, rows_path)
-        atomic_write_json(eval_path, settings)
+        write_json(eval_path, settings)
         return FoldResult(model_name, fold, rows, False, time.perf_counter() - start, True)
     splits = fold_split_strings(builder, fold)
     config = dataclasses.replace(config, model=model_name)
@@ -415,15 +227,14 @@ def run_fold(
         batch_size=config.batch_size,
     )
     items = [dict(it, model=model_name, fold=fold) for out in predictions.values() for it in out]
-    rows = _evaluate_items(items, workers, postprocess)
+    rows = evaluate_items(items, workers, postprocess)
     if keep_predictions:
-        arrays = {_prediction_key(it): it["pred"] for it in items}
-        tmp = fold_dir / ".predictions.tmp.npz"
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, fold_dir / "predictions.npz")
+        arrays = {prediction_key(it): it["pred"] for it in items}
+        with atomic_path(fold_dir / "predictions.npz", suffix=".npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
     refs = references_from_items(items)
-    atomic_write_json(fold_dir / "references.json", refs)
-    atomic_write_json(fold_dir / _EVALUATION_FILE, settings)
+    write_json(fold_dir / "references.json", refs)
+    write_json(fold_dir / _EVALUATION_FILE, settings)
     write_per_image_csv(rows, rows_path)  # last: marks the fold as done
     return FoldResult(model_name, fold, rows, False, time.perf_counter() - start)
 
@@ -505,7 +316,7 @@ def cross_validate(
         "protocol": protocol,
     }
     previous = _previous_settings(run_dir, settings, force)
-    atomic_write_json(run_dir / "cv_config.json", settings)
+    write_json(run_dir / "cv_config.json", settings)
     rows, refs = [], {}
     for model_name in models:
         for k in folds:
@@ -610,11 +421,8 @@ def _native_images(builder, keys):
     splits = [s for s in builder.info.splits.keys() if s.startswith("group")]
     for split in splits:
         for ex in builder.as_dataset(split=split).as_numpy_iterator():
-            key = (
-                _decode_str(ex["patient_id"]),
-                VIEWS[int(ex["view"])],
-                INSTANTS[int(ex["instant"])],
-            )
+            item = example_item(ex)
+            key = (item["patient_id"], item["view"], item["instant"])
             if key in keys:
                 ref = ex["native_mask"][..., 0]
                 image = resize(ex["image"][..., 0] / 255.0, ref.shape, order=1)

@@ -2,7 +2,7 @@
 
 The distributed (chief + workers over loopback) test is in test_tuning_distributed.py.
 Every search asserts that each trial's status is COMPLETED: KerasTuner's search returns
-normally when every trial fails (DESIGN.md, known traps).
+normally when every trial fails (docs/design.md, known traps).
 """
 
 import dataclasses
@@ -175,6 +175,108 @@ def test_tuning_outlier_rates_count_either_kind():
         tuning.outlier_rates([])
 
 
+def test_tuning_hyperparameters_map_to_one_train_config():
+    # RunetHyperModel.train_config and best_train_config share train_config_for.
+    config = tuning.train_config_for(
+        {"dil": 30, "shift": 0.7, "learning_rate": None, "coarse_loss_weight": 0.5,
+         "epochs": 9, "trial_id": "3"}, TINY,
+    )  # fmt: skip
+    assert (config.dil, config.shift, config.epochs) == (30, 0.7, TINY.epochs)
+    assert config.learning_rate == TINY.learning_rate  # None: not tuned
+    assert config.loss_weights == {"coarse": 0.5, "segmentation": 1.0}
+    assert tuning.train_config_for({"dil": 5, "shift": 0.2}, TINY, epochs=4).epochs == 4
+
+
+def test_tuning_best_train_config_reads_the_best_trial(tmp_path):
+    best = {"trial_id": "1", "dil": 30, "shift": 0.7, "learning_rate": 0.002,
+            "coarse_loss_weight": None, "epochs": None}  # fmt: skip
+    (tmp_path / "best.json").write_text(json.dumps({"best": best}))
+    (tmp_path / "study.json").write_text(json.dumps({"train": TINY.to_json()}))
+    config = tuning.best_train_config(tmp_path, epochs=5)
+    assert (config.dil, config.shift, config.learning_rate, config.epochs) == (30, 0.7, 0.002, 5)
+    assert config.loss_weights == TINY.loss_weights and config.width == TINY.width
+    (tmp_path / "best.json").write_text(json.dumps({"best": None}))
+    with pytest.raises(ValueError, match="no completed trial"):
+        tuning.best_train_config(tmp_path)
+
+
+def _tiny_camus_examples(n=3, native_shape=(70, 60)):
+    """A few camus examples in memory (the features the split evaluation reads): horizontal
+    ramps of a different brightness each, so that the stub's ROI differs per image."""
+    import tensorflow as tf
+
+    h, w = native_shape
+    masks = np.zeros((n, h, w, 1), np.uint8)
+    masks[:, 20:50, 15:30] = 1
+    masks[:, 20:50, 30:35] = 2
+    masks[:, 50:62, 15:35] = 3
+    ramp = np.linspace(0.0, 1.0, w)[None, None, :, None]
+    gains = np.linspace(0.6, 1.0, n)[:, None, None, None]
+    images = np.broadcast_to(255 * gains * ramp, (n, h, w, 1)).astype(np.uint8)
+    return tf.data.Dataset.from_tensor_slices({
+        "image": images, "mask": masks, "native_mask": masks,
+        "native_shape": np.tile([h, w], (n, 1)).astype(np.int32),
+        "patient_id": [f"patient{i:04d}".encode() for i in range(1, n + 1)],
+        "view": np.zeros(n, np.int64), "instant": np.arange(n) % 2,
+        "frame_index": np.zeros(n, np.int64), "image_quality": np.zeros(n, np.int64),
+        "spacing": np.full((n, 2), 0.3, np.float32), "ef": np.full(n, 60.0, np.float32),
+        "edv": np.full(n, 100.0, np.float32), "esv": np.full(n, 40.0, np.float32),
+    })  # fmt: skip
+
+
+class _StubRunet:
+    """RU-Net's interface without its U-Nets (no build, no tracing): a real ``roi_attention``
+    layer, and a ``coarse`` output whose foreground probability is the image itself."""
+
+    name = "stub_runet"
+    output_names = ["coarse", "segmentation"]
+
+    def __init__(self):
+        from keras_runet.layers import RoiAttention
+
+        self.roi = RoiAttention(dil=3, shift=0.5, name="roi_attention")
+        self.batches = 0
+
+    def get_layer(self, name):
+        if name != "roi_attention":
+            raise ValueError(f"no layer {name!r}")
+        return self.roi
+
+    def predict_on_batch(self, images):
+        self.batches += 1
+        fg = np.asarray(images, np.float32)[..., 0]
+        coarse = np.stack([1.0 - fg, 0.5 * fg, 0.3 * fg, 0.2 * fg], axis=-1)
+        return {"coarse": coarse, "segmentation": coarse[..., [0, 3, 2, 1]]}
+
+
+def test_split_evaluation_gives_the_roi_fraction_of_the_same_forward_pass():
+    # Before: tuning ran a second pass (the training pipeline's batches, coarse output, then
+    # roi_mask_means) just for the ROI fraction. The one pass must give the same value.
+    from keras_runet import split_evaluation
+    from keras_runet.data import make_dataset
+    from keras_runet.models import roi_mask_means
+
+    model, examples = _StubRunet(), _tiny_camus_examples()
+    two_pass = []
+    for images, _ in make_dataset(examples, ["coarse"], batch_size=2, image_size=(32, 32)):
+        two_pass.extend(roi_mask_means(model, images, model.predict_on_batch(images)["coarse"]))
+    assert len(two_pass) == 3 and 0.3 < min(two_pass) < max(two_pass) < 0.99  # not trivial
+    model.batches = 0
+    items = split_evaluation.predict_examples(
+        model, examples, image_size=(32, 32), batch_size=2, outputs=["segmentation"]
+    )["segmentation"]
+    assert model.batches == 2  # 3 images in batches of 2: one forward pass
+    assert [it["pred"].shape for it in items] == [(70, 60)] * 3  # native grid
+    np.testing.assert_allclose([it["roi_fraction"] for it in items], two_pass, atol=1e-6)
+    model.batches = 0
+    metrics = tuning.evaluate_model(model, examples, image_size=(32, 32), batch_size=2)
+    assert model.batches == 2 and metrics["val_images"] == 3
+    assert metrics["val_roi_fraction"] == pytest.approx(np.mean(two_pass), abs=1e-6)
+    assert tuning.roi_fraction(model, examples, image_size=(32, 32), batch_size=2) == (
+        pytest.approx(np.mean(two_pass), abs=1e-6)
+    )
+
+
 # --------------------------------------------------------------------------- searches
 
 
@@ -212,7 +314,7 @@ def test_tuning_a_failing_trial_is_reported_not_hidden(camus_tune, tmp_path, mon
     def broken_train(*args, **kwargs):
         raise RuntimeError("out of memory (simulated)")
 
-    monkeypatch.setattr(tuning, "train", broken_train)
+    monkeypatch.setattr(tuning.tuner, "train", broken_train)  # what run_trial calls
     result = _search(camus_tune, tmp_path / "broken", max_trials=1)
     assert [r["status"] for r in result.rows] == ["FAILED"]
     assert result.best is None and math.isnan(result.rows[0]["val_outlier_rate"])
@@ -321,7 +423,9 @@ def test_tune_command_grid_retrain_and_export(camus_tune, tmp_path, capsys):
 )
 def test_tune_command_usage_errors_are_one_line(tmp_path, capsys, monkeypatch, extra, message):
     for var in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        monkeypatch.delenv(var, raising=False)
+        # set, then delete: monkeypatch restores "absent" after the command has set it
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
     argv = ["tune", "--data-dir", str(tmp_path), "--out", str(tmp_path / "s"), *extra]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -357,7 +461,7 @@ kill_at, max_trials = int(sys.argv[4]), int(sys.argv[5])
 builder = data.load_builder(data_dir)
 splits = fold_split_strings(builder, 1)
 trainings = []
-train = tuning.train
+train = tuning.tuner.train
 
 
 def train_then_maybe_die(*args, **kwargs):
@@ -367,7 +471,7 @@ def train_then_maybe_die(*args, **kwargs):
     return train(*args, **kwargs)
 
 
-tuning.train = train_then_maybe_die
+tuning.tuner.train = train_then_maybe_die
 config = TrainConfig(width=0.25, image_size=(64, 64), epochs=1, batch_size=8, patience=0,
                      seed=1, run_eagerly=True, steps_per_epoch=1)
 space = tuning.SearchSpace(dil_values=(5, 11), shift_values=(0.3, 0.6))

@@ -70,7 +70,9 @@ def fold_splits(k: int) -> dict[str, str]:
     """Returns the TFDS split strings of fold ``k`` of the ``camus`` builder.
 
     Fold ``k`` tests on group ``k``, validates on group ``k + 1`` (group 1 for fold 10) and
-    trains on the eight other groups, exactly as ``subGroup{k}_*.txt``.
+    trains on the eight other groups, exactly as ``subGroup{k}_*.txt``. The one fold ->
+    groups mapping: ``keras_runet.cross_validation.fold_split_strings`` only drops from it
+    the groups that a prepared dataset lacks.
 
     Args:
         k: fold number, 1..10.
