@@ -3,47 +3,35 @@
 Library code logs and raises; only this module prints. A user mistake (missing directory,
 unknown model, bad fold, ...) is reported as one line on stderr with exit code 2 and no
 traceback; a run that fails (training that diverges) as one line with exit code 1.
+
+Building the parser imports no TensorFlow or Keras: the command modules import their heavy
+dependencies inside ``run``, and :func:`main` declares the options of the one subcommand
+it runs only (``runet --help`` and ``--version`` take a fraction of a second;
+tests/test_config.py checks it).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from collections.abc import Iterable
+
+# TensorFlow's C++ INFO / WARNING lines (CUDA probing, CPU features) off, before any
+# command imports it; a value set by the user wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_runet.commands._common import RunFailed, UsageError  # noqa: E402
+
+__all__ = ["COMMANDS", "RunFailed", "UsageError", "build_parser", "main"]
 
 # Subcommand modules under keras_runet.commands, in the order --help lists them.
-COMMANDS = [
-    "synth",
-    "prepare",
-    "train",
-    "cv",
-    "evaluate",
-    "demo",
-    "tune",
-    "export",
-    "predict",
-    "info",
-]
+COMMANDS = ["synth", "prepare", "train", "cv", "evaluate", "demo", "tune", "export", "predict"]
 
 
-class UsageError(Exception):
-    """A mistake of the user's (bad path, unknown name, ...): one line, exit code 2."""
-
-
-class RunFailed(Exception):
-    """The work itself failed (e.g. the training diverged): one line, exit code 1."""
-
-
-def _available_commands():
-    mods = []
-    for name in COMMANDS:
-        try:
-            mods.append(importlib.import_module(f"keras_runet.commands.{name}"))
-        except ModuleNotFoundError as err:
-            # Only skip commands that do not exist (yet); a broken import must surface.
-            if err.name != f"keras_runet.commands.{name}":
-                raise
-    return mods
+def _command_modules():
+    return [importlib.import_module(f"keras_runet.commands.{name}") for name in COMMANDS]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +41,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The ``runet`` parser.
+
+    Args:
+        commands: declare the options of these subcommands only (the others are listed
+            with their one-line help, all that ``runet --help`` shows); None: all of them.
+            :func:`main` passes the one on its command line, so that ``runet X`` runs no
+            other command's ``add_arguments``.
+    """
     parser = _Parser(
         prog="runet",
         description="RU-Net (Refining U-Net) for robust 2D echocardiography segmentation.",
@@ -63,15 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"keras-runet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for mod in _available_commands():
+    wanted = None if commands is None else set(commands)
+    for mod in _command_modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
+        if wanted is None or mod.NAME in wanted:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The first word that is not an option names the subcommand (runet's own options,
+    # --help and --version, take no value).
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
@@ -87,7 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, so that commands raise the same UsageError class.
-    from keras_runet.cli import main as _main
-
-    sys.exit(_main())
+    sys.exit(main())

@@ -29,13 +29,14 @@ import dataclasses
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from keras_runet.evaluation import OutlierThresholds, anatomical_outlier, convexity, simplicity
+from tfds_camus.atomic import atomic_path
+from tfds_camus.vocabulary import STRUCTURES
 
 __all__ = [
     "CSV_COLUMNS",
@@ -55,7 +56,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FORMATS = {".nii.gz": "nii.gz", ".nii": "nii", ".mhd": "mhd", ".png": "png"}
-STRUCTURES = {"LVendo": (1,), "LVepi": (1, 2), "LA": (3,)}
 # Overlay colours (RGB) of labels 1..3: LV cavity, myocardium, left atrium.
 COLOURS = np.array([[0, 0, 0], [230, 60, 60], [60, 200, 90], [70, 130, 240]], dtype=np.float32)
 CSV_COLUMNS = (
@@ -331,11 +331,11 @@ class Predictor:
     Args:
         model: a keras-runet model (``keras.Model``).
 
-    Example:
-        >>> predictor = Predictor(keras_runet.export.load_model("runet.keras"))
-        >>> out = predictor(pixels)  # (rows, cols) in [0, 1]
-        >>> out["segmentation"].shape == pixels.shape
-        True
+    Example (a trained model; not run as a doctest)::
+
+        predictor = Predictor(keras_runet.export.load_model("runet.keras"))
+        out = predictor(pixels)  # (rows, cols) in [0, 1]
+        assert out["segmentation"].shape == pixels.shape
     """
 
     def __init__(self, model):
@@ -362,17 +362,11 @@ def _fmt_cell(value):
 def write_csv(rows: Sequence[dict], path) -> Path:
     """Write the per-image rows (:data:`CSV_COLUMNS`) atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: _fmt_cell(row.get(k)) for k in CSV_COLUMNS})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt_cell(row.get(k)) for k in CSV_COLUMNS})
     return path
 
 

@@ -4,12 +4,14 @@
 
 ```
 run_dir/
-  config.json           the TrainConfig of the run
+  config.json           the TrainConfig of the run (keras_runet.config: declared there,
+                        with its checks, :func:`~keras_runet.config.train_config`)
   last.keras            the full model after the last finished epoch (optimizer included),
   state.json            written atomically, with the epoch number: what a rerun resumes from
   best.keras            the best model by `val_segmentation_dice`, replaced atomically
   history.csv           one row per epoch (CSVLogger; on resume, rows of epochs that are
-                        not in last.keras are dropped before it appends)
+                        not in last.keras are dropped before it appends); plot_history
+                        draws it
   tensorboard/          TensorBoard logs
   done.json             written when training ends (epochs run, best score): a rerun skips
 ```
@@ -33,98 +35,55 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 import math
 import os
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
+
+import keras_runet.models  # noqa: F401  (registers the custom objects: last.keras reloads)
+from keras_runet.config import TrainConfig, train_config
+from tfds_camus.atomic import atomic_path, write_json
+
+__all__ = [
+    "MONITOR",
+    "BestCheckpoint",
+    "EpochCheckpoint",
+    "NonFiniteLossError",
+    "ProgressLine",
+    "StopOnNonFiniteLoss",
+    "TrainConfig",
+    "TrainResult",
+    "atomic_save_model",
+    "atomic_write_json",
+    "build_and_compile",
+    "get_strategy",
+    "plot_history",
+    "read_history",
+    "train",
+    "train_config",
+    "truncate_history",
+]
 
 log = logging.getLogger(__name__)
 
 MONITOR = "val_segmentation_dice"
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Everything that defines a training run (saved as ``config.json``).
-
-    Attributes:
-        model: "unet1", "shg" or "runet".
-        dil, shift: RU-Net's attention hyper-parameters (ignored by the others).
-        width: filter multiplier (1.0: the paper's models).
-        image_size: model input (H, W), multiples of 32.
-        epochs: maximum number of epochs.
-        batch_size: images per step (global batch under a distribution strategy).
-        learning_rate: Adam's (paper: 1e-3).
-        loss_weights: optional weight per output.
-        patience: early stopping patience in epochs on ``val_segmentation_dice`` (0: off).
-        augment: random rotation / zoom / shift / gamma / contrast on training images.
-        seed: seeds weights, shuffling and augmentation.
-        dtype: None/"float32", "mixed_bfloat16" or "mixed_float16".
-        distribute: None, "mirrored" or "multiworker".
-        steps_per_epoch: None for one pass over the training split per epoch.
-        run_eagerly: run the train and test steps eagerly (no graph tracing): faster for
-            tiny models on CPU, where tracing costs more than the training (tests).
-        include_background: count the background class in the Dice loss (see
-            :mod:`keras_runet.losses`; default False).
-    """
-
-    model: str = "runet"
-    dil: int = 11
-    shift: float = 0.5
-    width: float = 1.0
-    image_size: tuple[int, int] = (256, 256)
-    epochs: int = 100
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    loss_weights: dict[str, float] | None = None
-    patience: int = 20
-    augment: bool = True
-    seed: int = 0
-    dtype: str | None = None
-    distribute: str | None = None
-    steps_per_epoch: int | None = None
-    run_eagerly: bool = False
-    include_background: bool = False
-
-    def to_json(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["image_size"] = list(self.image_size)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        d["image_size"] = tuple(d.get("image_size", (256, 256)))
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-
 def atomic_write_json(path: str | os.PathLike, data) -> None:
-    """Write JSON through a temporary file and a rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write JSON atomically (:func:`tfds_camus.atomic.write_json`): readers never see half
+    a file."""
+    write_json(path, data)
 
 
 def atomic_save_model(model: keras.Model, path: str | os.PathLike) -> None:
-    """``model.save`` through a temporary file and a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model.save`` atomically (:func:`tfds_camus.atomic.atomic_path`)."""
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -216,12 +175,12 @@ def truncate_history(path: str | os.PathLike, epochs: int) -> None:
     kept = [r for r in body if r and r[col].strip().isdigit() and int(r[col]) < epochs]
     if len(kept) == len(body):
         return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(kept)
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(kept)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(text.getvalue())
 
 
 class ProgressLine(keras.callbacks.Callback):
@@ -254,6 +213,48 @@ def read_history(path: str | os.PathLike) -> list[dict]:
                 k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items()
             }
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def plot_history(histories: Mapping[str, str | os.PathLike], path: str | os.PathLike):
+    """Training curves: loss and segmentation Dice per epoch, training (solid) and
+    validation (dashed), of each run's ``history.csv``; written atomically to ``path``.
+
+    Args:
+        histories: ``{label: history.csv path}`` (e.g. one per model); missing or empty
+            files are left out.
+        path: the PNG to write.
+
+    Returns:
+        ``path``, or None when no history had a row (nothing is written).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 3.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    drawn = False
+    for label, history_path in histories.items():
+        hist = read_history(history_path)
+        if not hist:
+            continue
+        epochs = [int(h["epoch"]) + 1 for h in hist]
+        for ax, key in zip(axes, ("loss", "segmentation_dice"), strict=True):
+            ax.plot(epochs, [h.get(key, math.nan) for h in hist], label=f"{label} train")
+            ax.plot(epochs, [h.get(f"val_{key}", math.nan) for h in hist], "--",
+                    label=f"{label} val")  # fmt: skip
+        drawn = True
+    if not drawn:
+        return None
+    axes[0].set(xlabel="epoch", ylabel="loss (sum of outputs' Dice losses)", title="Loss")
+    axes[1].set(xlabel="epoch", ylabel="Dice (LV, myocardium, LA)", title="Segmentation Dice")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    return Path(path)
 
 
 def get_strategy(distribute: str | None):

@@ -300,7 +300,7 @@ def test_weights_of_another_architecture_are_one_line_not_a_silent_export(tmp_pa
     with pytest.raises(ex.ExportError, match="differ in shape"):
         ex.load_model(path, model_kind="runet", input_shape=(32, 32, 1), width=0.25, dil=3)
     argv = ["export", str(path), str(tmp_path / "serving"), "--model-kind", "unet1"]
-    assert cli_main([*argv, "--width", "0.125", "--input-size", "32", "32"]) == 2
+    assert cli_main([*argv, "--width", "0.125", "--image-size", "32x32"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and len(err) < 600 and "--model-kind" in err
     assert not (tmp_path / "serving").exists()

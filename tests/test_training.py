@@ -103,6 +103,40 @@ class StopAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"simulated interruption at epoch {epoch}")
 
 
+def test_train_config_lives_in_keras_runet_config_and_is_still_here():
+    from keras_runet import config
+
+    assert training.TrainConfig is config.TrainConfig
+    assert training.train_config is config.train_config
+
+
+def test_history_helpers_write_atomically_and_plot(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "epoch,loss,segmentation_dice,val_loss,val_segmentation_dice\n"
+        "0,1.5,0.2,1.6,0.1\n1,1.2,0.4,1.3,0.3\n2,1.0,0.5,1.1,0.4\n"
+    )
+    training.truncate_history(path, 2)  # a kill after epoch 3's row, before its checkpoint
+    assert [int(r["epoch"]) for r in training.read_history(path)] == [0, 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv"]  # no temporary
+    training.atomic_write_json(tmp_path / "sub" / "state.json", {"epoch": 2})
+    assert json.loads((tmp_path / "sub" / "state.json").read_text()) == {"epoch": 2}
+    png = training.plot_history(
+        {"unet1": path, "runet": tmp_path / "missing.csv"}, tmp_path / "curves.png"
+    )
+    assert png == tmp_path / "curves.png" and png.stat().st_size > 10_000
+    assert training.plot_history({"x": tmp_path / "missing.csv"}, tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_atomic_save_model_leaves_the_file_only(tmp_path):
+    inp = keras.Input((4,))
+    model = keras.Model(inp, keras.layers.Dense(1)(inp))
+    training.atomic_save_model(model, tmp_path / "best.keras")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
+    assert keras.saving.load_model(tmp_path / "best.keras").count_params() == 5
+
+
 def test_training_resumes_from_the_last_finished_epoch(camus_tiny, tmp_path):
     b = camus_tiny["builder"]
     config = training.TrainConfig(model="unet1", epochs=4, **TINY)
@@ -232,6 +266,15 @@ def test_fold_splits_are_limited_to_prepared_groups(camus_tiny):
         fold_split_strings(camus_tiny["builder"], 11)
 
 
+def test_fold_split_strings_of_a_complete_dataset_are_the_papers_folds():
+    import tfds_camus
+
+    builder = _Builder({f"group{g}": 50 for g in range(1, 11)}, "nifti")
+    builder.info.splits = dict.fromkeys(builder.info.metadata["patients_per_split"])
+    for k in range(1, 11):  # one fold -> groups mapping: tfds_camus.fold_splits
+        assert fold_split_strings(builder, k) == tfds_camus.fold_splits(k)
+
+
 class _Info:
     def __init__(self, counts, release):
         self.metadata = {"patients_per_split": counts, "release": release}
@@ -307,8 +350,8 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
         "fold": 2, "train": 4, "validation": 2, "test": 2, "as_paper": False,
     }  # fmt: skip
     # RU-Net's rows carry the mean of their ROI mask, in [sig(-1), 1] with the paper's slope
-    # and second shift; fold 1's mean agrees with tuning.roi_fraction, which gets there
-    # through the training pipeline's own batches.
+    # and second shift; fold 1's mean (from the prediction pass itself) agrees with the mask
+    # computed apart, on the training pipeline's own batches.
     roi_floor = 1.0 / (1.0 + np.exp(1.0))
     for r in rows:
         if r["model"] == "runet":
@@ -318,7 +361,8 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     assert "ROI mask mean" in printed
     import keras
 
-    from keras_runet.tuning import roi_fraction
+    from keras_runet.data import make_dataset
+    from keras_runet.models import roi_mask_means
 
     fold1 = [
         r["roi_fraction"]
@@ -327,7 +371,11 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     ]
     best = keras.saving.load_model(out / "runet" / "fold1" / "best.keras")
     test_split = camus_tiny["builder"].as_dataset(split="group1", shuffle_files=False)
-    expected = roi_fraction(best, test_split, image_size=(64, 64))
+    batches = make_dataset(test_split, ["coarse"], image_size=(64, 64), cache=False)
+    expected = np.mean([
+        m for images, _ in batches
+        for m in roi_mask_means(best, images, best.predict_on_batch(images)["coarse"])
+    ])  # fmt: skip
     assert np.mean(fold1) == pytest.approx(expected, abs=1e-4)
     # A rerun skips the finished folds.
     assert cli.main(argv) == 0

@@ -1,16 +1,34 @@
-"""Options and checks shared by the subcommands (kept light: no TensorFlow import here)."""
+"""The errors, options and checks shared by the subcommands.
+
+Kept light: nothing here imports TensorFlow, Keras or ``tfds_camus`` at module level
+(``runet --help`` builds every parser); the heavy imports are inside the functions that
+need them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
-import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from keras_runet.cli import UsageError
 
-MODEL_CHOICES = ("unet1", "shg", "runet")
+def model_choices() -> tuple[str, ...]:
+    """The model names of the command line: ``tfds_camus.vocabulary.MODELS`` (imported when
+    a command's parser is built, not for ``runet --help``)."""
+    from tfds_camus.vocabulary import MODELS
+
+    return tuple(MODELS)
+
+
+class UsageError(Exception):
+    """A mistake of the user's (bad path, unknown name, ...): one line, exit code 2."""
+
+
+class RunFailed(Exception):
+    """The work itself failed (e.g. the training diverged): one line, exit code 1."""
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -57,10 +75,10 @@ def output_dir(value: str, what: str = "--out") -> Path:
 
 def parse_models(value: str) -> list[str]:
     names = [m.strip().lower() for m in value.split(",") if m.strip()]
-    bad = [m for m in names if m not in MODEL_CHOICES]
+    bad = [m for m in names if m not in model_choices()]
     if bad or not names:
         raise UsageError(
-            f"unknown model {', '.join(bad) or repr(value)}; choose from {', '.join(MODEL_CHOICES)}"
+            f"unknown model {', '.join(bad) or repr(value)}; choose from {', '.join(model_choices())}"
         )
     return names
 
@@ -87,17 +105,13 @@ def parse_folds(value: str) -> list[int]:
 
 
 def image_size(value: str) -> tuple[int, int]:
+    """argparse type of ``--image-size``: ``256x256`` (or ``256``) -> ``(256, 256)``."""
+    from keras_runet.config import parse_image_size
+
     try:
-        parts = [int(p) for p in value.lower().replace("x", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad image size {value!r}: use e.g. 256x256") from None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or any(p <= 0 or p % 32 for p in parts):
-        raise argparse.ArgumentTypeError(
-            f"bad image size {value!r}: two positive multiples of 32, e.g. 256x256"
-        )
-    return parts[0], parts[1]
+        return parse_image_size(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -115,64 +129,151 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", default="256", help="camus builder config (default: 256)")
 
 
-def add_training_arguments(p: argparse.ArgumentParser, *, epochs: int = 100) -> None:
-    g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"maximum epochs ({epochs})")
-    g.add_argument("--batch-size", type=int, default=8, help="images per step (8)")
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
-    g.add_argument("--patience", type=int, default=20, help="early stopping (20; 0: off)")
-    g.add_argument("--dil", type=int, default=11, help="RU-Net dilation box size (11)")
-    g.add_argument("--shift", type=float, default=0.5, help="RU-Net first binarisation (0.5)")
-    g.add_argument("--width", type=float, default=1.0, help="filter multiplier (1.0)")
-    g.add_argument(
-        "--image-size", type=image_size, default=(256, 256), help="model input (256x256)"
-    )
-    g.add_argument("--no-augment", action="store_true", help="no data augmentation")
-    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    g.add_argument(
-        "--mixed-precision",
-        choices=("mixed_bfloat16", "mixed_float16"),
-        help="mixed precision policy (bfloat16 on CPUs with AMX and recent GPUs)",
-    )
-    g.add_argument(
-        "--distribute",
-        choices=("mirrored", "multiworker"),
-        help="tf.distribute strategy (multiworker reads TF_CONFIG)",
+# The one default of --workers: evaluation is a small part of a run, and two processes
+# keep its memory low next to a training process (more: give --workers).
+DEFAULT_WORKERS = 2
+
+
+def add_workers_argument(p) -> None:
+    """``--workers N``: the evaluation's worker processes, the same in every command."""
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"evaluation worker processes (default: {DEFAULT_WORKERS}; 0 or 1: in this process)",
     )
 
 
-def train_config_from_args(args, model: str):
-    from keras_runet.training import TrainConfig
+def workers_from_args(args) -> int:
+    if args.workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {args.workers}")
+    return args.workers
 
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be at least 1")
-    if args.dil < 1:
-        raise UsageError(f"--dil must be at least 1, got {args.dil}")
-    if not args.lr > 0 or not math.isfinite(args.lr):
-        raise UsageError(f"--lr must be a positive number, got {args.lr}")
-    if not args.width > 0 or not math.isfinite(args.width):
-        raise UsageError(f"--width must be a positive number, got {args.width}")
-    if not 0 < args.shift < 1:
-        raise UsageError(
-            f"--shift must be within (0, 1) (it thresholds a probability), got {args.shift}"
+
+def add_training_arguments(
+    p,
+    *,
+    title: str = "training",
+    defaults: Mapping | None = None,
+    exclude: Iterable[str] = (),
+    only: Iterable[str] | None = None,
+    default_note: str | None = None,
+):
+    """The training flags, one per :class:`~keras_runet.config.TrainConfig` field (its
+    metadata: flag, help, choices), with the dataclass's defaults; returns the group.
+
+    Args:
+        title: the argument group's title.
+        defaults: defaults of this command that differ from the dataclass's (tune: the
+            epochs of one trial), by field name.
+        exclude: fields that are not flags of this command (tune: dil and shift, tuned).
+        only: declare these fields only (the architecture options of export and predict).
+        default_note: the flags get no default (absent from ``args`` unless given) and
+            their help shows this instead (demo: the default depends on ``--quick``).
+    """
+    from keras_runet.config import TrainConfig, cli_fields, flag_of
+
+    group = p.add_argument_group(title)
+    defaults = dict(defaults or {})
+    unknown = set(defaults) - {f.name for f in dataclasses.fields(TrainConfig)}
+    if unknown:
+        raise ValueError(f"no TrainConfig field {', '.join(sorted(unknown))}")
+    exclude = set(exclude)
+    for field in cli_fields():
+        if field.name in exclude or (only is not None and field.name not in only):
+            continue
+        meta = field.metadata
+        default = defaults.get(field.name, field.default)
+        kwargs: dict = {"dest": field.name}
+        if isinstance(field.default, bool):
+            kwargs["action"] = "store_false" if meta.get("negate") else "store_true"
+            shown = None  # a switch: its help says what it does
+        else:
+            if field.name == "image_size":
+                kwargs["type"] = image_size
+                shown = "x".join(map(str, default))
+            elif meta.get("choices"):
+                kwargs.update(type=str, choices=meta["choices"])
+                shown = default  # None: the help says what the default is
+            else:
+                kwargs["type"] = float if isinstance(field.default, float) else int
+                shown = default
+            if "metavar" in meta:
+                kwargs["metavar"] = meta["metavar"]
+        help_text = meta["help"]
+        if default_note is not None:
+            kwargs["default"] = argparse.SUPPRESS
+            help_text += f" (default: {default_note})"
+        else:
+            kwargs["default"] = default
+            if shown is not None:
+                help_text += f" (default: {shown})"
+        group.add_argument(flag_of(field.name), help=help_text, **kwargs)
+    return group
+
+
+def train_config_from_args(args, model: str | None = None, **base):
+    """The :class:`~keras_runet.config.TrainConfig` of the training flags in ``args``
+    (:func:`add_training_arguments`), checked by :func:`keras_runet.config.train_config`.
+
+    Args:
+        args: the parsed arguments.
+        model: the model's name (each command has its own ``--model`` / ``--models``).
+        **base: values of fields that are not in ``args`` (flags the command does not
+            declare, or that were not given under ``default_note``).
+
+    Raises:
+        UsageError: a bad value, naming its flag.
+    """
+    from keras_runet.config import ConfigError, cli_fields, train_config
+
+    values = dict(base)
+    for field in cli_fields():
+        if hasattr(args, field.name):
+            values[field.name] = getattr(args, field.name)
+    if model is not None:
+        values["model"] = model
+    try:
+        return train_config(**values)
+    except ConfigError as err:
+        if err.field == "model":
+            raise UsageError(str(err)) from None
+        raise UsageError(err.for_flag()) from None
+
+
+def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that rebuild the architecture of a weights-only checkpoint (``runet export``
+    and ``runet predict``): the TrainConfig fields of the architecture, and --model-kind."""
+    group = add_training_arguments(
+        parser,
+        title="architecture (only for a .weights.h5 checkpoint)",
+        only=("dil", "shift", "width", "image_size"),
+    )
+    group.add_argument("--model-kind", choices=model_choices(), help="the checkpoint's model")
+    # The spelling of versions <= 0.1 (two numbers), kept working, not listed.
+    group.add_argument(
+        "--input-size", type=int, nargs=2, metavar=("H", "W"), help=argparse.SUPPRESS
+    )
+
+
+def load_model_from_args(args):
+    """Load ``args.model`` in safe mode (a UsageError on a bad file); the architecture
+    options are used for a weights-only checkpoint."""
+    import keras_runet.models  # noqa: F401  (registers the custom objects before the load)
+    from keras_runet.export import ExportError, load_model
+
+    size = tuple(args.input_size) if args.input_size else tuple(args.image_size)
+    try:
+        return load_model(
+            args.model,
+            model_kind=args.model_kind,
+            dil=args.dil,
+            shift=args.shift,
+            input_shape=(*size, 1),
+            width=args.width,
         )
-    if args.patience < 0:
-        raise UsageError(f"--patience must be 0 (off) or more, got {args.patience}")
-    return TrainConfig(
-        model=model,
-        dil=args.dil,
-        shift=args.shift,
-        width=args.width,
-        image_size=tuple(args.image_size),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        patience=args.patience,
-        augment=not args.no_augment,
-        seed=args.seed,
-        dtype=args.mixed_precision,
-        distribute=args.distribute,
-    )
+    except ExportError as err:
+        raise UsageError(str(err)) from None
 
 
 def get_builder(args):

@@ -17,7 +17,7 @@ def add_arguments(p):
     )
     p.add_argument("--folds", default="all", help="e.g. 1, 1,2 or 1-10 (default: all)")
     p.add_argument("--out", required=True, help="run directory (all artefacts)")
-    p.add_argument("--workers", type=int, default=2, help="evaluation processes (2)")
+    _common.add_workers_argument(p)
     p.add_argument(
         "--postprocess",
         action="store_true",
@@ -33,12 +33,13 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from keras_runet.cli import RunFailed, UsageError
+    from keras_runet.commands._common import RunFailed, UsageError
 
     _common.setup_logging()
     out = _common.output_dir(args.out)
     models = _common.parse_models(args.models)
     folds = _common.parse_folds(args.folds)
+    workers = _common.workers_from_args(args)
     config = _common.train_config_from_args(args, models[0])
     builder = _common.get_builder(args)
     from keras_runet.cross_validation import (
@@ -66,7 +67,7 @@ def run(args) -> int:
             folds,
             out,
             config,
-            workers=max(0, args.workers),
+            workers=workers,
             postprocess=args.postprocess,
             verbose=1 if args.progress_bar else 0,
             progress=lambda line: print(line, flush=True),

@@ -13,6 +13,8 @@ Steps (each a real code path of the package, nothing precomputed):
 6. export the RU-Net as a TF Serving SavedModel.
 
 ``--quick`` runs it at toy size (tiny images and networks, 2 epochs) in about a minute.
+The training flags are those of ``runet train`` (:class:`keras_runet.config.TrainConfig`);
+their defaults here are the setting's (:data:`SETTINGS`).
 The synthetic images are not CAMUS: the numbers show that the pipeline works, not how the
 models compare on real echocardiography.
 """
@@ -27,134 +29,92 @@ HELP = "run the whole pipeline on a synthetic CAMUS (train, evaluate, report, ex
 
 # The two settings. Full: CAMUS-size images, 40 patients (4 per fold group), 128 x 128
 # models of half width, mixed bfloat16 (fast on CPUs with AMX), ~5 minutes on 2 cores.
+# The training values override TrainConfig's defaults; a training flag given overrides them.
 SETTINGS = {
     "full": dict(
-        patients=40, scale=1.0, image_size=(128, 128), width=0.5, epochs=25, batch_size=8,
-        dtype="mixed_bfloat16", config="256",
+        data=dict(patients=40, scale=1.0, config="256"),
+        train=dict(image_size=(128, 128), width=0.5, epochs=25, batch_size=8,
+                   dtype="mixed_bfloat16", patience=0),
     ),
     "quick": dict(
-        patients=10, scale=0.3, image_size=(64, 64), width=0.25, epochs=2, batch_size=8,
-        dtype=None, config="256",
+        data=dict(patients=10, scale=0.3, config="256"),
+        train=dict(image_size=(64, 64), width=0.25, epochs=2, batch_size=8, dtype=None,
+                   patience=0),
     ),
 }  # fmt: skip
+MODELS = ("unet1", "runet")
 
 
 def add_arguments(p):
+    from keras_runet.commands import _common
+
     p.add_argument("--out", default="runet_demo", help="run directory (default: ./runet_demo)")
     p.add_argument("--quick", action="store_true", help="toy size, about a minute")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--epochs", type=int, help="override the number of epochs")
-    p.add_argument("--workers", type=int, default=2, help="evaluation processes (2)")
-
-
-def _plot_curves(run_dir: Path, models, path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from keras_runet.training import read_history
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    drawn = False
-    for model in models:
-        hist = read_history(run_dir / model / "fold1" / "history.csv")
-        if not hist:
-            continue
-        epochs = [int(h["epoch"]) + 1 for h in hist]
-        axes[0].plot(epochs, [h["loss"] for h in hist], label=f"{model} train")
-        axes[0].plot(epochs, [h["val_loss"] for h in hist], "--", label=f"{model} val")
-        axes[1].plot(epochs, [h["segmentation_dice"] for h in hist], label=f"{model} train")
-        axes[1].plot(epochs, [h["val_segmentation_dice"] for h in hist], "--", label=f"{model} val")
-        drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    axes[0].set(xlabel="epoch", ylabel="loss (sum of outputs' Dice losses)", title="Loss")
-    axes[1].set(xlabel="epoch", ylabel="Dice (LV, myocardium, LA)", title="Segmentation Dice")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    _common.add_workers_argument(p)
+    _common.add_training_arguments(
+        p,
+        title="training (defaults: the full or --quick setting, see keras_runet.commands.demo)",
+        default_note="the setting's",
+    )
 
 
 def run(args) -> int:
-    from keras_runet.cli import UsageError
-    from keras_runet.commands._common import setup_logging
+    from keras_runet.commands import _common
 
-    setup_logging()
-    setting = dict(SETTINGS["quick" if args.quick else "full"])
-    if args.epochs is not None:
-        if args.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-        setting["epochs"] = args.epochs
-    out = Path(args.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    _common.setup_logging()
+    setting = SETTINGS["quick" if args.quick else "full"]
+    data = setting["data"]
+    config = _common.train_config_from_args(args, MODELS[0], **setting["train"])
+    workers = _common.workers_from_args(args)
+    out = _common.output_dir(args.out)
     start = time.perf_counter()
 
     def step(text):
         print(f"[demo {time.perf_counter() - start:6.0f} s] {text}", flush=True)
 
-    from keras_runet.commands.synth import patients_per_group
     from tfds_camus import phantom
 
     camus = out / "camus"
-    marker = camus / ".complete"
-    if marker.exists():
-        step(f"synthetic CAMUS already in {camus}")
-        root = Path(marker.read_text().strip())
-    else:
-        step(f"writing a synthetic CAMUS of {setting['patients']} patients to {camus}")
-        root = phantom.write_synthetic_camus(
-            camus,
-            num_patients=setting["patients"],
-            seed=args.seed,
-            scale=setting["scale"],
-            patient_ids=patients_per_group(setting["patients"]),
-            workers=2,
-        )
-        marker.write_text(str(root))
+    step(f"writing a synthetic CAMUS of {data['patients']} patients to {camus} (kept for reruns)")
+    root = phantom.write_synthetic_camus(
+        camus,
+        num_patients=data["patients"],
+        seed=config.seed,
+        scale=data["scale"],
+        per_group=True,
+        reuse=True,
+        workers=2,
+    )
 
     step("preparing the TFDS camus dataset")
     from keras_runet.data import prepare_camus
 
-    builder = prepare_camus(root, out / "tfds", setting["config"])
+    builder = prepare_camus(root, out / "tfds", data["config"])
     splits = {k: v.num_examples for k, v in builder.info.splits.items()}
     step(f"prepared {builder.info.full_name}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
 
     from keras_runet.cross_validation import cross_validate
-    from keras_runet.training import TrainConfig
+    from keras_runet.training import plot_history
 
-    config = TrainConfig(
-        image_size=setting["image_size"],
-        width=setting["width"],
-        epochs=setting["epochs"],
-        batch_size=setting["batch_size"],
-        dtype=setting["dtype"],
-        patience=0,
-        seed=args.seed,
-    )
-    models = ["unet1", "runet"]
+    height, width = config.image_size
     step(
-        f"training {' and '.join(models)} on fold 1 ({setting['epochs']} epochs, "
-        f"{setting['image_size'][0]}x{setting['image_size'][1]}, width {setting['width']}), "
+        f"training {' and '.join(MODELS)} on fold 1 ({config.epochs} epochs, "
+        f"{height}x{width}, width {config.width}), "
         "then evaluating the held-out patients on their native grid"
     )
     result = cross_validate(
         builder,
-        models,
+        list(MODELS),
         [1],
         out / "cv",
         config,
-        workers=args.workers,
+        workers=workers,
         progress=step,
     )
-    curves = _plot_curves(out / "cv", models, out / "cv" / "training_curves.png")
+    curves = plot_history(
+        {m: out / "cv" / m / "fold1" / "history.csv" for m in MODELS},
+        out / "cv" / "training_curves.png",
+    )
 
     step("exporting RU-Net for TF Serving")
     from keras_runet.export import export_model
@@ -171,7 +131,7 @@ def run(args) -> int:
             str(best),
             export_base,
             version=1,
-            training_data=f"synthetic CAMUS ({setting['patients']} patients), fold 1",
+            training_data=f"synthetic CAMUS ({data['patients']} patients), fold 1",
         )
     )
 

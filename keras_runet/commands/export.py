@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from keras_runet.cli import UsageError
+from keras_runet.commands import _common
+from keras_runet.commands._common import UsageError
 
 NAME = "export"
 HELP = "export a trained model as a SavedModel for TF Serving (EXPORT_BASE/<version>/)"
@@ -30,41 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TEXT",
         help="what the model was trained on (recorded in the metadata JSON)",
     )
-    add_architecture_arguments(parser)
-
-
-def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that rebuild the architecture of a weights-only checkpoint."""
-    arch = parser.add_argument_group("architecture (only for a .weights.h5 checkpoint)")
-    arch.add_argument("--model-kind", choices=("unet1", "shg", "runet"))
-    arch.add_argument("--dil", type=int, default=11)
-    arch.add_argument("--shift", type=float, default=0.5)
-    arch.add_argument("--input-size", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
-    arch.add_argument("--width", type=float, default=1.0)
-
-
-def load_model_from_args(args):
-    """Load ``args.model`` in safe mode (a UsageError on a bad file)."""
-    from keras_runet.export import ExportError, load_model
-
-    try:
-        return load_model(
-            args.model,
-            model_kind=args.model_kind,
-            dil=args.dil,
-            shift=args.shift,
-            input_shape=(*args.input_size, 1),
-            width=args.width,
-        )
-    except ExportError as err:
-        raise UsageError(str(err)) from None
+    _common.add_architecture_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet export``."""
     from keras_runet.export import ExportError, export_metadata, export_model, stale_temporaries
 
-    model = load_model_from_args(args)
+    model = _common.load_model_from_args(args)
     try:
         version_dir = export_model(
             model,

@@ -7,16 +7,16 @@ into ``--out``, each label map in its input's format and geometry (``<stem>.<ext
 ground truth). See :mod:`keras_runet.predict`.
 
 ``predictions.csv`` gets its row as each file is done; a rerun skips the files an earlier
-run segmented (``--force``: all again). Exit code: 0 when every image was segmented, 1 when some failed (their rows in the CSV say
-why), 2 on a usage error (no model, no images...).
+run segmented (``--force``: all again). Exit code: 0 when every image was segmented, 1 when
+some failed (their rows in the CSV say why), 2 on a usage error (no model, no images...).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from keras_runet.cli import UsageError
-from keras_runet.commands.export import add_architecture_arguments, load_model_from_args
+from keras_runet.commands import _common
+from keras_runet.commands._common import UsageError
 
 NAME = "predict"
 HELP = "segment new images (PNG, .mhd, .nii.gz, folders) and flag suspicious shapes"
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="segment every file again (a rerun skips the files an earlier run did)",
     )
-    add_architecture_arguments(parser)
+    _common.add_architecture_arguments(parser)
 
 
 def _print_progress(index: int, total: int, row: dict) -> None:
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out!r} exists and is not a folder")
-    model = load_model_from_args(args)
+    model = _common.load_model_from_args(args)
     roots = [p for p in args.inputs if Path(p).is_dir()]
     rows = predict_files(
         model,

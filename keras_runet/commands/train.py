@@ -10,7 +10,9 @@ HELP = "train one model on one fold (rerun the same command to resume after a ki
 
 def add_arguments(p):
     _common.add_data_arguments(p)
-    p.add_argument("--model", default="runet", help="unet1, shg or runet (default: runet)")
+    p.add_argument(
+        "--model", default="runet", help=f"{', '.join(_common.model_choices())} (default: runet)"
+    )
     p.add_argument("--fold", default="1", help="fold of the paper's 10 (1..10, default 1)")
     p.add_argument(
         "--split",
@@ -26,7 +28,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from keras_runet.cli import UsageError
+    from keras_runet.commands._common import RunFailed, UsageError
 
     _common.setup_logging()
     out = _common.output_dir(args.out)
@@ -53,7 +55,6 @@ def run(args) -> int:
         except ValueError as err:
             raise UsageError(str(err)) from None
         train_split, val_split = splits["train"], splits["validation"]
-    from keras_runet.cli import RunFailed
     from keras_runet.training import NonFiniteLossError, train
 
     try:

@@ -15,6 +15,7 @@ KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT environment variables. See docs/
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 from pathlib import Path
@@ -59,30 +60,19 @@ def add_arguments(p):
     )
     g.add_argument("--hyperband-factor", type=int, default=3, help="Hyperband's factor (3)")
     g.add_argument("--overwrite", action="store_true", help="delete the study and start over")
-    g.add_argument("--eval-workers", type=int, default=0, help="evaluation processes (0)")
-    t = p.add_argument_group("training of each trial")
-    t.add_argument("--epochs", type=int, default=30, help="epochs per trial (Hyperband: max) (30)")
-    t.add_argument("--batch-size", type=int, default=8, help="images per step (8)")
-    t.add_argument("--lr", type=float, default=1e-3, help="learning rate when not tuned (1e-3)")
-    t.add_argument("--patience", type=int, default=0, help="early stopping patience (0: off)")
-    t.add_argument("--width", type=float, default=1.0, help="filter multiplier (1.0)")
-    t.add_argument(
-        "--image-size", type=_common.image_size, default=(256, 256), help="model input (256x256)"
+    _common.add_workers_argument(g)
+    # The spelling of versions <= 0.1, kept working, not listed.
+    g.add_argument(
+        "--eval-workers",
+        type=int,
+        dest="workers",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
     )
-    t.add_argument("--steps-per-epoch", type=int, help="batches per epoch (one pass)")
-    t.add_argument("--no-augment", action="store_true", help="no data augmentation")
-    t.add_argument("--seed", type=int, default=0, help="seeds the oracle and every trial (0)")
-    t.add_argument("--mixed-precision", choices=("mixed_bfloat16", "mixed_float16"), help="policy")
-    t.add_argument(
-        "--include-background",
-        action="store_true",
-        help="count the background in the Dice loss (else the first U-Net may never predict "
-        "background, and the ROI mask keeps the whole image: see val_roi_fraction)",
-    )
-    t.add_argument(
-        "--run-eagerly",
-        action="store_true",
-        help="no graph tracing (faster only for tiny models on CPU, e.g. smoke tests)",
+    # The flags of TrainConfig, as in `runet train`; dil and shift are searched, and a trial
+    # trains for fewer epochs than a run of `runet train` (Hyperband: its largest budget).
+    _common.add_training_arguments(
+        p, title="training of each trial", defaults={"epochs": 30}, exclude=("dil", "shift")
     )
     b = p.add_argument_group("best model")
     b.add_argument(
@@ -109,7 +99,7 @@ def add_arguments(p):
 
 
 def _pair(value: str, option: str, kind=float) -> tuple:
-    from keras_runet.cli import UsageError
+    from keras_runet.commands._common import UsageError
 
     try:
         parts = [kind(v) for v in value.split(",")]
@@ -121,7 +111,7 @@ def _pair(value: str, option: str, kind=float) -> tuple:
 
 
 def _values(value: str | None, option: str, kind=float):
-    from keras_runet.cli import UsageError
+    from keras_runet.commands._common import UsageError
 
     if value is None:
         return None
@@ -136,7 +126,7 @@ def _values(value: str | None, option: str, kind=float):
 
 def _set_distributed_env(args) -> None:
     """Set KERASTUNER_* from the options (options win over the environment)."""
-    from keras_runet.cli import UsageError
+    from keras_runet.commands._common import UsageError
 
     given = {
         "KERASTUNER_TUNER_ID": args.tuner_id,
@@ -158,7 +148,7 @@ def _set_distributed_env(args) -> None:
 
 
 def _space(args):
-    from keras_runet.cli import UsageError
+    from keras_runet.commands._common import UsageError
     from keras_runet.tuning import SearchSpace
 
     try:
@@ -187,14 +177,13 @@ def _fmt(value) -> str:
 
 
 def run(args) -> int:
-    from keras_runet.cli import UsageError
+    from keras_runet.commands._common import UsageError
 
     _common.setup_logging(args.verbose)
     if args.max_trials < 1:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UsageError(f"--epochs and --batch-size must be at least 1, got {args.epochs}, "
-                         f"{args.batch_size}")  # fmt: skip
+    config = _common.train_config_from_args(args, "runet")
+    workers = _common.workers_from_args(args)
     if args.oracle == "hyperband" and args.epochs < 2:
         raise UsageError(f"--oracle hyperband needs --epochs >= 2 (its largest budget), got {args.epochs}")  # fmt: skip
     space = _space(args)
@@ -207,27 +196,11 @@ def run(args) -> int:
     _set_distributed_env(args)
 
     from keras_runet import tuning
-    from keras_runet.training import TrainConfig
 
     try:
         role = tuning.distributed_role()
     except ValueError as err:
         raise UsageError(str(err)) from None
-    config = TrainConfig(
-        model="runet",
-        width=args.width,
-        image_size=tuple(args.image_size),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        patience=args.patience,
-        augment=not args.no_augment,
-        seed=args.seed,
-        dtype=args.mixed_precision,
-        steps_per_epoch=args.steps_per_epoch,
-        run_eagerly=args.run_eagerly,
-        include_background=args.include_background,
-    )
     out = _common.output_dir(args.out)
     splits, builder, train_ds, val_ds = None, None, None, None
     needs_data = role != "chief" or args.retrain_best
@@ -253,7 +226,7 @@ def run(args) -> int:
             objective=args.objective,
             max_trials=args.max_trials,
             seed=args.seed,
-            eval_workers=args.eval_workers,
+            eval_workers=workers,
             fit_verbose=1 if args.verbose else 0,
             overwrite=args.overwrite,
             figure=not args.no_figure,
