@@ -1,12 +1,13 @@
 """tfds_camus.phantom: a synthetic CAMUS that looks like apical echo and agrees with itself."""
 
+import argparse
 import hashlib
 import math
 
 import numpy as np
 import pytest
 
-from tfds_camus import phantom, reader
+from tfds_camus import folds, phantom, reader
 
 SCALE = 0.25
 
@@ -232,7 +233,7 @@ def test_cli(tmp_path, capsys):
     code = phantom.main(
         [
             str(tmp_path),
-            "--patients",
+            "--patient-ids",
             "1,patient0042",
             "--layout",
             "original",
@@ -248,3 +249,45 @@ def test_cli(tmp_path, capsys):
     assert reader.list_patients(tmp_path) == ["patient0001", "patient0042"]
     assert phantom.main([str(tmp_path), "--scale", "9"]) == 2
     assert "scale" in capsys.readouterr().err
+
+
+TINY = dict(scale=0.05, half_sequence_frames=(2, 2))
+
+
+def test_per_group_spreads_the_patients_over_the_ten_fold_groups(tmp_path):
+    root = phantom.write_synthetic_camus(tmp_path, 12, per_group=True, **TINY)
+    ids = reader.list_patients(root)
+    assert ids == sorted(phantom.patients_per_group(12))
+    assert sorted({folds.group_of(pid) for pid in ids}) == list(range(1, 11))
+    with pytest.raises(ValueError, match="per_group"):
+        phantom.patients_per_group(501)
+    with pytest.raises(ValueError, match="exclude"):
+        phantom.write_synthetic_camus(tmp_path, 2, per_group=True, patient_ids=[1, 2], **TINY)
+
+
+def test_reuse_keeps_a_tree_written_with_the_same_arguments(tmp_path):
+    root = phantom.write_synthetic_camus(tmp_path, 2, reuse=True, **TINY)
+    marker = root / phantom.COMPLETE_MARKER
+    cfg = root / "CAMUS_public/database_nifti/patient0001/Info_2CH.cfg"
+    before = (marker.stat().st_mtime_ns, cfg.stat().st_mtime_ns)
+    assert phantom.write_synthetic_camus(tmp_path, 2, reuse=True, **TINY) == root
+    assert (marker.stat().st_mtime_ns, cfg.stat().st_mtime_ns) == before
+    phantom.write_synthetic_camus(tmp_path, 2, reuse=True, seed=1, **TINY)  # other arguments
+    assert cfg.stat().st_mtime_ns != before[1]
+    assert '"seed": 1' in marker.read_text()
+    phantom.write_synthetic_camus(tmp_path, 2, seed=1, **TINY)  # reuse=False: rewritten
+    assert cfg.stat().st_mtime_ns != before[1]
+
+
+def test_runet_synth_and_camus_synth_parse_the_same_flags():
+    from keras_runet.commands import synth
+
+    argv = ["out", "-n", "30", "--layout", "original", "--per-group", "--seed", "3"]
+    argv += ["--scale", "0.5", "--workers", "2", "--reuse", "--quality", "Poor"]
+    camus_synth, runet_synth = argparse.ArgumentParser(), argparse.ArgumentParser()
+    phantom.add_synth_arguments(camus_synth)
+    synth.add_arguments(runet_synth)
+    ours, theirs = runet_synth.parse_args(argv), camus_synth.parse_args(argv)
+    assert vars(ours) == vars(theirs)
+    assert (ours.patients, ours.release, ours.per_group) == (30, "original", True)
+    assert camus_synth.parse_args(["out", "--release", "nifti"]).release == "nifti"

@@ -1,6 +1,6 @@
 """CAMUS as downloaded: the zip files of either release, extracted by TFDS, found with the rest.
 
-The forms a manual dir may hold (REFERENCE.md, "What the real downloads look like"):
+The forms a manual dir may hold (docs/camus.md, "What the real downloads look like"):
 ``CAMUS_public.zip`` (2023 release), ``database_nifti.zip`` (+ a ``database_split`` folder or
 zip), per-patient ``patientXXXX.zip``, ``training.zip`` / ``testing.zip`` (original release),
 or the folders they extract to, or a mix. :func:`locate_release` walks the manual dir,
@@ -20,6 +20,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tfds_camus import atomic
 from tfds_camus.layout import (
     Layout,
     Scan,
@@ -84,7 +85,7 @@ def tfds_extractor(dl_manager) -> Callable[[Sequence[Path]], list[Path]]:
         done = dl_manager.extract({str(i): str(a) for i, a in enumerate(archives)})
         folders = [Path(str(done[str(i)])) for i in range(len(archives))]
         for archive, folder in zip(archives, folders, strict=True):
-            _sidecar(folder).write_text(json.dumps(fingerprint(archive)))
+            atomic.write_json(_sidecar(folder), fingerprint(archive), indent=None)
         return folders
 
     extract.extract_dir = extract_dir

@@ -1,6 +1,6 @@
 """Where the patients of a CAMUS download are, however the user unpacked it.
 
-Either public release is found (REFERENCE.md, "What the real downloads look like"):
+Either public release is found (docs/camus.md, "What the real downloads look like"):
 
 - ``original`` (2019 challenge): ``training/patientXXXX/`` (with ``*_gt`` masks) and
   ``testing/patientXXXX/`` (masks in some copies only), MetaImage ``.mhd`` + ``.raw``.
@@ -35,6 +35,7 @@ from pathlib import Path
 from tfds_camus.errors import CamusFormatError, Problem
 from tfds_camus.vocabulary import (
     DATABASE_NIFTI,
+    DATABASE_SPLIT,
     EXTENSIONS,
     NIFTI,
     ORIGINAL,
@@ -44,6 +45,7 @@ from tfds_camus.vocabulary import (
     SUBSETS,
     TESTING,
     TRAINING,
+    VIEWS,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,8 @@ MAX_DEPTH = 6
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 # macOS and Windows leave these in folders and zips; they are never CAMUS data.
 IGNORED_NAMES = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
-_FILE_RE = re.compile(r"^(patient\d{4})_(?:2CH|4CH)_")
-_SUBSET_RE = re.compile(r"(?:^|[^a-z])(training|testing)(?:[^a-z]|$)", re.IGNORECASE)
+_FILE_RE = re.compile(rf"^(patient\d{{4}})_(?:{'|'.join(VIEWS)})_")
+_SUBSET_RE = re.compile(rf"(?:^|[^a-z])({TRAINING}|{TESTING})(?:[^a-z]|$)", re.IGNORECASE)
 _RELEASE_NAMES = {
     ORIGINAL: "the original challenge release (MetaImage .mhd, training/ and testing/)",
     NIFTI: "the 2023 release (NIfTI .nii.gz, database_nifti/)",
@@ -332,9 +334,7 @@ def layout_from_scan(scan: Scan, *, release: str | None = None) -> Layout:
     split_dir = None
     if kind == NIFTI:
         split_dirs = scan.split_dirs or [  # database_nifti/ given: its split is beside it
-            r.parent / "database_split"
-            for r in scan.roots
-            if (r.parent / "database_split").is_dir()
+            r.parent / DATABASE_SPLIT for r in scan.roots if (r.parent / DATABASE_SPLIT).is_dir()
         ]
         split_dir = _pick_split_dir(split_dirs)
     order = {s: i for i, s in enumerate(SUBSETS)}

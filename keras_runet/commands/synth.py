@@ -1,59 +1,29 @@
-"""`runet synth`: write a synthetic CAMUS (either release layout)."""
+"""`runet synth`: write a synthetic CAMUS (either release layout).
+
+The flags are ``camus-synth``'s, declared once in :mod:`tfds_camus.phantom.cli`. No
+TensorFlow is imported.
+"""
 
 from __future__ import annotations
-
-from keras_runet.cli import UsageError
 
 NAME = "synth"
 HELP = "write a synthetic CAMUS in the layout of either public release"
 
 
 def add_arguments(p):
-    p.add_argument("out", help="folder to write (created)")
-    p.add_argument("--patients", type=int, default=20, help="number of patients (20)")
-    p.add_argument(
-        "--layout",
-        choices=("nifti", "original"),
-        default="nifti",
-        help="2023 NIfTI release (default) or the original MetaImage release",
-    )
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument(
-        "--scale", type=float, default=1.0, help="image size factor (1: CAMUS size ~780x550)"
-    )
-    p.add_argument(
-        "--per-group",
-        action="store_true",
-        help="spread the patients over the paper's 10 fold groups (for `runet cv`)",
-    )
+    from tfds_camus.phantom.cli import add_synth_arguments
 
-
-def patients_per_group(n: int) -> list[str]:
-    """``n`` patient ids spread round-robin over the 10 fold groups."""
-    from tfds_camus import folds
-
-    groups = [folds.group_patients(k) for k in range(1, 11)]
-    return [groups[i % 10][i // 10] for i in range(n)]
+    add_synth_arguments(p)
 
 
 def run(args) -> int:
-    from keras_runet.commands._common import setup_logging
+    from keras_runet.commands._common import UsageError, setup_logging
+    from tfds_camus.phantom.cli import synth_from_args
 
-    setup_logging()
-    if args.patients < 1 or args.patients > 500:
-        raise UsageError(f"--patients must be within 1..500, got {args.patients}")
-    if not 0.05 <= args.scale <= 2:
-        raise UsageError(f"--scale must be within 0.05..2, got {args.scale}")
-    from tfds_camus import phantom
-
-    ids = patients_per_group(args.patients) if args.per_group else None
-    root = phantom.write_synthetic_camus(
-        args.out,
-        num_patients=args.patients,
-        layout=args.layout,
-        seed=args.seed,
-        scale=args.scale,
-        patient_ids=ids,
-    )
+    setup_logging(args.verbose)
+    try:
+        root = synth_from_args(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     print(root)
     return 0

@@ -53,7 +53,9 @@ from tfds_camus.vocabulary import (
 
 logger = logging.getLogger(__name__)
 
-VIEWS = list(reader.VIEWS)
+# The ClassLabel names of the features (the vocabulary's, and "Unknown" where a cfg may lack
+# the value).
+VIEWS = list(vocabulary.VIEWS)
 INSTANTS = list(FRAME_INSTANTS)
 QUALITIES = [*vocabulary.QUALITIES, UNKNOWN]
 SEXES = [*vocabulary.SEXES, UNKNOWN]
@@ -151,7 +153,7 @@ def _choice(value, names: list[str]) -> str:
         for name in names:
             if value.strip().lower() == name.lower():
                 return name
-    return "Unknown"
+    return UNKNOWN
 
 
 def clinical_features(info: dict, num_frames: int | None = None) -> dict:
@@ -162,12 +164,12 @@ def clinical_features(info: dict, num_frames: int | None = None) -> dict:
     """
     nb = num_frames if num_frames is not None and num_frames > 0 else info.get("NbFrame")
     return {
-        "image_quality": _choice(info.get("ImageQuality"), QUALITIES[:3]),
+        "image_quality": _choice(info.get("ImageQuality"), vocabulary.QUALITIES),
         "ef": np.float32(_number(info, "LVef", "EF")),
         "edv": np.float32(_number(info, "LVedv", "EDV")),
         "esv": np.float32(_number(info, "LVesv", "ESV")),
         "age": np.float32(_number(info, "Age")),
-        "sex": _choice(info.get("Sex"), SEXES[:2]),
+        "sex": _choice(info.get("Sex"), vocabulary.SEXES),
         "nb_frames": np.int32(nb if isinstance(nb, int) else -1),
     }
 
@@ -226,8 +228,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     ):
         if skip_incomplete_patients is not None:
             skip_invalid_patients = skip_invalid_patients or bool(skip_incomplete_patients)
-        if release is not None and release not in reader.LAYOUTS:
-            raise ValueError(f"release must be one of {reader.LAYOUTS} or None, got {release!r}")
+        if release is not None and release not in vocabulary.RELEASES:
+            raise ValueError(
+                f"release must be one of {vocabulary.RELEASES} or None, got {release!r}"
+            )
         self._skip_invalid_patients = bool(skip_invalid_patients)
         self._release = release
         super().__init__(**kwargs)

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from tfds_camus import phantom
+from tfds_camus.vocabulary import RELEASES
 
 DUMMY_DATA = Path(__file__).parent / "dummy_data"
 PATIENTS = (1, 42, 455)
@@ -25,7 +26,7 @@ ES_TO_ED = ("patient0042_4CH",)
 
 
 def main() -> None:
-    for layout in ("original", "nifti"):
+    for layout in RELEASES:  # original, nifti
         out = DUMMY_DATA / layout
         shutil.rmtree(out, ignore_errors=True)
         phantom.write_synthetic_camus(
@@ -38,6 +39,7 @@ def main() -> None:
             es_to_ed=ES_TO_ED,
             compression_level=9,
         )
+        (out / phantom.COMPLETE_MARKER).unlink()  # package data holds the releases' files only
         print(out)
 
 

@@ -30,15 +30,21 @@ release's testing/ ids restarting at patient0001, views stored ES -> ED, 3-D ED/
 :func:`as_downloaded` packs a tree the ways users get it (zips, doubled folders, Mac debris).
 
 Modules: ``anatomy`` (patients and shapes in mm), ``render`` (image formation), ``writer``
-(the release layouts), ``downloads`` (archives and arrangements as downloaded).
+(the release layouts), ``downloads`` (archives and arrangements as downloaded), ``cli`` (the
+flags of ``camus-synth`` and ``runet synth``, declared once).
 
-Example:
-    >>> from tfds_camus import phantom
-    >>> root = phantom.write_synthetic_camus("/tmp/camus", num_patients=3, scale=0.25)
-    >>> # tfds.builder("camus").download_and_prepare(
-    >>> #     download_config=tfds.download.DownloadConfig(manual_dir=root))
+Example (``per_group``: patients in all 10 fold groups; ``reuse``: a second call with the
+same arguments returns the finished tree at once)::
 
-Command line: ``camus-synth OUT_DIR -n 500 --layout nifti`` (see ``camus-synth --help``).
+    from tfds_camus import phantom
+    root = phantom.write_synthetic_camus(
+        "/tmp/camus", num_patients=20, scale=0.25, per_group=True, reuse=True
+    )
+    tfds.builder("camus").download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=root))
+
+Command line: ``camus-synth OUT --patients 500 --release nifti`` (or ``runet synth``, the same
+flags; see ``camus-synth --help``).
 """
 
 from tfds_camus.phantom.anatomy import (
@@ -50,16 +56,19 @@ from tfds_camus.phantom.anatomy import (
     cavity_diameters,
     patient_params,
 )
+from tfds_camus.phantom.cli import add_synth_arguments, main, synth_from_args
 from tfds_camus.phantom.downloads import FORMS, add_macos_debris, as_downloaded, zip_folder
 from tfds_camus.phantom.writer import (
+    COMPLETE_MARKER,
     ORIGINAL_TESTING_FROM,
     es_to_ed_views,
-    main,
+    patients_per_group,
     write_synthetic_camus,
 )
 from tfds_camus.vocabulary import QUALITIES
 
 __all__ = [
+    "COMPLETE_MARKER",
     "FORMS",
     "NUM_DISKS",
     "ORIGINAL_TESTING_FROM",
@@ -68,12 +77,15 @@ __all__ = [
     "PatientParams",
     "ViewGeometry",
     "add_macos_debris",
+    "add_synth_arguments",
     "as_downloaded",
     "biplane_volume_ml",
     "cavity_diameters",
     "es_to_ed_views",
     "main",
     "patient_params",
+    "patients_per_group",
+    "synth_from_args",
     "write_synthetic_camus",
     "zip_folder",
 ]

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from tfds_camus.vocabulary import QUALITIES, VIEWS
+from tfds_camus.vocabulary import QUALITIES, SEXES, VIEW_4CH, VIEWS
 
 QUALITY_PROBABILITIES = (0.35, 0.46, 0.19)  # CAMUS: 35 / 46 / 19 % (folds README)
 NUM_DISKS = 20
@@ -82,7 +82,8 @@ def patient_params(
     quality = quality or drawn_quality
     if quality not in QUALITIES:
         raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
-    sex = "M" if rng.random() < 0.66 else "F"
+    female, male = SEXES
+    sex = male if rng.random() < 0.66 else female
     age = int(rng.integers(20, 91))
     # Ejection fraction bands of CAMUS (<=45, 45..55, >=55 %: 49 / 32 / 19 %).
     band = rng.choice(3, p=(0.49, 0.32, 0.19))
@@ -104,7 +105,7 @@ def patient_params(
         )
     views, half, pre, post = {}, {}, {}, {}
     for view in VIEWS:
-        four = view == "4CH"
+        four = view == VIEW_4CH
         half_angle = math.radians(rng.uniform(36.0, 40.0))
         lv_x = rng.uniform(2.0, 12.0) if four else rng.uniform(-6.0, 6.0)
         tilt = math.radians(rng.uniform(-10.0, 10.0))

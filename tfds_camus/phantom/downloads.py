@@ -27,6 +27,9 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from tfds_camus import atomic
+from tfds_camus.vocabulary import CAMUS_PUBLIC, DATABASE_NIFTI, DATABASE_SPLIT, TESTING, TRAINING
+
 FORMS = (
     "camus_public_zip",
     "database_nifti_zip",
@@ -48,9 +51,10 @@ def zip_folder(
     """
     folder, zip_path = Path(folder), Path(zip_path)
     root = folder.name if arc_root is None else arc_root
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+    with (
+        atomic.atomic_path(zip_path) as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z,
+    ):
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(folder).as_posix()
             name = f"{root}/{rel}" if root else rel
@@ -64,7 +68,6 @@ def zip_folder(
                 parent, _, base = name.rpartition("/")
                 apple = f"__MACOSX/{parent}/._{base}" if parent else f"__MACOSX/._{base}"
                 z.writestr(apple, b"\0\5\26\7\0\2\0\0Mac OS X        ")
-    tmp.replace(zip_path)
     return zip_path
 
 
@@ -79,7 +82,7 @@ def add_macos_debris(folder: Path) -> None:
 
 
 def _split_dir_of(tree: Path) -> Path:
-    return tree / "CAMUS_public" / "database_split"
+    return tree / CAMUS_PUBLIC / DATABASE_SPLIT
 
 
 def as_downloaded(
@@ -107,34 +110,34 @@ def as_downloaded(
     """
     tree, out = Path(tree), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    nifti = tree / "CAMUS_public" / "database_nifti"
+    nifti = tree / CAMUS_PUBLIC / DATABASE_NIFTI
     if form == "camus_public_zip":
-        zip_folder(tree / "CAMUS_public", out / "CAMUS_public.zip", macos=macos)
+        zip_folder(tree / CAMUS_PUBLIC, out / f"{CAMUS_PUBLIC}.zip", macos=macos)
     elif form in ("database_nifti_zip", "per_patient_zips"):
         if form == "database_nifti_zip":
-            zip_folder(nifti, out / "database_nifti.zip", macos=macos)
+            zip_folder(nifti, out / f"{DATABASE_NIFTI}.zip", macos=macos)
         else:
             for patient in sorted(p for p in nifti.iterdir() if p.is_dir()):
                 zip_folder(
                     patient, out / f"{patient.name}.zip", arc_root="" if flat else None, macos=macos
                 )
         if split == "folder":
-            shutil.copytree(_split_dir_of(tree), out / "database_split")
+            shutil.copytree(_split_dir_of(tree), out / DATABASE_SPLIT)
         elif split == "zip":
-            zip_folder(_split_dir_of(tree), out / "database_split.zip", macos=macos)
+            zip_folder(_split_dir_of(tree), out / f"{DATABASE_SPLIT}.zip", macos=macos)
         elif split is not None:
             raise ValueError(f"split must be 'folder', 'zip' or None, got {split!r}")
     elif form == "original_zips":
-        for subset in ("training", "testing"):
+        for subset in (TRAINING, TESTING):
             if (tree / subset).is_dir():
                 zip_folder(tree / subset, out / f"{subset}.zip", macos=macos)
     elif form == "doubled_top":
-        shutil.copytree(tree / "CAMUS_public", out / "CAMUS_public" / "CAMUS_public")
+        shutil.copytree(tree / CAMUS_PUBLIC, out / CAMUS_PUBLIC / CAMUS_PUBLIC)
     elif form == "split_beside":
-        shutil.copytree(nifti, out / "database_nifti")
-        shutil.copytree(_split_dir_of(tree), out / "database_nifti" / "database_split")
+        shutil.copytree(nifti, out / DATABASE_NIFTI)
+        shutil.copytree(_split_dir_of(tree), out / DATABASE_NIFTI / DATABASE_SPLIT)
     elif form == "inner_folder":
-        inner = nifti if nifti.is_dir() else tree / "training"
+        inner = nifti if nifti.is_dir() else tree / TRAINING
         shutil.copytree(inner, out / inner.name)
         return out / inner.name
     else:

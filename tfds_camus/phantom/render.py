@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from tfds_camus.phantom.anatomy import ViewGeometry, shape_sizes
+from tfds_camus.vocabulary import GOOD, MEDIUM, POOR
 
 
 class ViewRenderer:
@@ -35,30 +36,30 @@ class ViewRenderer:
         self.v = (-dy * sin_t + dx * cos_t).astype(np.float32)
         self.edge = 1.0  # mm, width of the soft edges
         # Depth attenuation, partly compensated by the time-gain control.
-        attenuation = {"Good": 0.004, "Medium": 0.006, "Poor": 0.009}[quality]
+        attenuation = {GOOD: 0.004, MEDIUM: 0.006, POOR: 0.009}[quality]
         self.gain = (np.exp(-attenuation * radius) * (1.0 - 0.6 * np.exp(-radius / 6.0))).astype(
             np.float32
         )
         # Echo dropouts: angular bands of weak signal, where a rib or the lung shadows.
         dropout = np.ones_like(self.gain)
-        bands = {"Good": 0, "Medium": 1, "Poor": 2}[quality]
+        bands = {GOOD: 0, MEDIUM: 1, POOR: 2}[quality]
         for _ in range(bands):
             centre = rng.uniform(-0.8, 0.8) * g.half_angle
             width = math.radians(rng.uniform(5.0, 10.0))
-            depth_factor = 0.15 if quality == "Poor" else 0.5
+            depth_factor = 0.15 if quality == POOR else 0.5
             dropout *= 1.0 - (1.0 - depth_factor) * np.exp(-(((theta - centre) / width) ** 2))
         self.gain *= dropout
         # Slowly varying tissue texture and two speckle fields (Rayleigh, unit mean).
         self.texture = self._smooth_field(rng, (rows, cols), 6.0 / pixel, 0.35)
         self.speckle = [self._speckle(rng) for _ in range(2)]
         levels = {
-            "Good": (0.02, 0.7, 0.2),
-            "Medium": (0.04, 0.55, 0.2),
-            "Poor": (0.12, 0.42, 0.22),
+            GOOD: (0.02, 0.7, 0.2),
+            MEDIUM: (0.04, 0.55, 0.2),
+            POOR: (0.12, 0.42, 0.22),
         }
         self.blood, self.myocardium, self.tissue = levels[quality]
-        self.dynamic_range = {"Good": 42.0, "Medium": 38.0, "Poor": 30.0}[quality]
-        self.noise = {"Good": 0.004, "Medium": 0.01, "Poor": 0.03}[quality]
+        self.dynamic_range = {GOOD: 42.0, MEDIUM: 38.0, POOR: 30.0}[quality]
+        self.noise = {GOOD: 0.004, MEDIUM: 0.01, POOR: 0.03}[quality]
         self.rng = rng
 
     @staticmethod

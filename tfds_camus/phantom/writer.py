@@ -6,7 +6,8 @@ the test set: written to ``testing/patient0001`` .. (their number minus 450), so
 ``testing/`` and ``training/`` hold different people under the same ids, and without masks
 unless ``testing_gt``.
 
-Quirks of the real downloads reproduced here (REFERENCE.md):
+Quirks of the real downloads reproduced here (docs/camus.md, "What the real downloads
+look like"):
 
 - views stored ES -> ED (``es_to_ed``): the sequence is written from ES to ED and the cfg says
   ``ED: NbFrame``, ``ES: 1``;
@@ -21,12 +22,11 @@ Archives and folder arrangements as downloaded are :mod:`tfds_camus.phantom.down
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
+import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from tfds_camus import atomic, folds
 from tfds_camus.phantom.anatomy import (
     PatientParams,
     ViewGeometry,
@@ -43,15 +44,21 @@ from tfds_camus.phantom.anatomy import (
 )
 from tfds_camus.phantom.render import ViewRenderer, motion, whole_cycle
 from tfds_camus.vocabulary import (
+    CAMUS_PUBLIC,
+    DATABASE_NIFTI,
+    DATABASE_SPLIT,
+    ED,
+    ES,
     EXTENSIONS,
     NIFTI,
     ORIGINAL,
     PATIENT_ID_RE,
-    QUALITIES,
     RELEASES,
     SPLIT_NAMES,
     TESTING,
     TRAINING,
+    VIEW_2CH,
+    VIEW_4CH,
     VIEWS,
 )
 
@@ -60,6 +67,8 @@ logger = logging.getLogger(__name__)
 # The original challenge release kept people 451..500 as its test set.
 ORIGINAL_TESTING_FROM = 451
 ORIGINAL_SEQUENCES = ("half", "cycle")
+# Written last into out_dir, with the arguments that made the tree (``reuse=True`` reads it).
+COMPLETE_MARKER = ".complete"
 CITATION_TEXT = (
     "# Mandatory citation\n\nSynthetic stand-in for CAMUS (keras-runet's tfds_camus.phantom). "
     "Work on the real data must cite Leclerc et al., IEEE TMI 38(9):2198-2210, 2019.\n"
@@ -98,7 +107,7 @@ def _write_cfg(path: Path, values: dict) -> None:
 
 
 def _patient_volumes(p: PatientParams) -> tuple[float, float, float]:
-    g2, g4 = p.views["2CH"], p.views["4CH"]
+    g2, g4 = p.views[VIEW_2CH], p.views[VIEW_4CH]
     edv = round(biplane_volume_ml(g2, g4, 0.0), 1)
     esv = round(biplane_volume_ml(g2, g4, 1.0), 1)
     ef = round(100.0 * (edv - esv) / edv, 1)
@@ -130,7 +139,7 @@ def _write_patient(patient_dir: Path, p: PatientParams, job: dict) -> None:
         frames = [renderer.frame(float(s), i) for i, s in enumerate(s_values)]
         images = np.stack([f[0] for f in frames])
         masks = np.stack([f[1] for f in frames])
-        for instant, index in (("ED", ed_index), ("ES", es_index)):
+        for instant, index in ((ED, ed_index), (ES, es_index)):
             image, mask = images[index], masks[index]
             if layout == ORIGINAL:  # stored 3-D with a singleton, as in the real release
                 image, mask = image[None], mask[None]
@@ -144,7 +153,7 @@ def _write_patient(patient_dir: Path, p: PatientParams, job: dict) -> None:
             ed_frame, es_frame = n - ed_index, n - es_index
         else:
             ed_frame, es_frame = ed_index + 1, es_index + 1
-        common = {"ED": ed_frame, "ES": es_frame, "NbFrame": n}
+        common = {ED: ed_frame, ES: es_frame, "NbFrame": n}
         common.update(Sex=p.sex, Age=p.age, ImageQuality=p.quality)
         if layout == NIFTI:
             _write_image(images, patient_dir / f"{pid}_{view}_half_sequence{ext}", g, level)
@@ -182,13 +191,25 @@ def _write_patient_atomically(job: dict) -> str:
     return job["patient_id"]
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def patients_per_group(n: int) -> list[str]:
+    """``n`` patient ids (1..500) spread round-robin over the paper's 10 fold groups: patient
+    ``i`` is the ``i // 10``-th of group ``i % 10 + 1``, so that every fold has all three parts.
+
+    >>> patients_per_group(3)
+    ['patient0001', 'patient0042', 'patient0056']
+    """
+    groups = [folds.group_patients(k) for k in range(1, folds.NUM_FOLDS + 1)]
+    limit = sum(len(g) for g in groups)
+    if not 1 <= n <= limit:
+        raise ValueError(f"per_group spreads 1..{limit} patients over the fold groups, got {n}")
+    return [groups[i % folds.NUM_FOLDS][i // folds.NUM_FOLDS] for i in range(n)]
 
 
-def _patient_ids(num_patients: int, first_patient: int, patient_ids) -> list[str]:
+def _patient_ids(num_patients: int, first_patient: int, patient_ids, per_group=False) -> list[str]:
+    if per_group:
+        if patient_ids is not None:
+            raise ValueError("per_group and patient_ids exclude each other")
+        return patients_per_group(num_patients)
     if patient_ids is not None:
         ids = []
         for p in patient_ids:
@@ -229,7 +250,7 @@ def es_to_ed_views(
         if not 0.0 <= es_to_ed <= 1.0:
             raise ValueError(f"es_to_ed must be a fraction in 0..1, got {es_to_ed}")
         return {
-            pid: {"4CH"}
+            pid: {VIEW_4CH}
             for pid in patient_ids
             if np.random.default_rng([int(seed), patient_number(pid), 2]).random() < es_to_ed
         }
@@ -251,6 +272,8 @@ def write_synthetic_camus(
     scale: float = 1.0,
     first_patient: int = 1,
     patient_ids: Sequence[str | int] | None = None,
+    per_group: bool = False,
+    reuse: bool = False,
     half_sequence_frames: tuple[int, int] = (15, 25),
     quality: str | None = None,
     original_testing_from: int | None = ORIGINAL_TESTING_FROM,
@@ -275,6 +298,10 @@ def write_synthetic_camus(
         first_patient: number of the first patient.
         patient_ids: explicit patient ids or numbers (overrides ``num_patients`` and
             ``first_patient``), e.g. to include patients of given folds.
+        per_group: spread the ``num_patients`` over the paper's 10 fold groups, round-robin
+            (:func:`patients_per_group`), so that every fold of ``runet cv`` has data.
+        reuse: if ``out_dir`` holds a tree this function completed with the same arguments
+            (its :data:`COMPLETE_MARKER`), return it without writing anything.
         half_sequence_frames: inclusive range of the number of frames from ED to ES.
         quality: force every patient's image quality (``"Good"``, ``"Medium"``, ``"Poor"``).
         original_testing_from: original layout only: people with this number or higher are
@@ -286,11 +313,12 @@ def write_synthetic_camus(
             ``["patient0001_4CH"]`` (see :func:`es_to_ed_views`).
         original_sequence: original layout: ``"half"`` (ED to ES, as the real release's
             sequences appear to be) or ``"cycle"`` (a whole cycle, ED and ES inside it).
-        workers: processes to use.
+        workers: processes to use (the files do not depend on it).
         compression_level: gzip level of the ``.nii.gz`` files (1 is fast).
 
     Returns:
-        ``out_dir`` as a Path: the folder to pass as the builder's ``manual_dir``.
+        ``out_dir`` as a Path: the folder to pass as the builder's ``manual_dir``. Its
+        :data:`COMPLETE_MARKER` (JSON: the arguments) is written last.
     """
     if layout not in RELEASES:
         raise ValueError(f"layout must be one of {RELEASES}, got {layout!r}")
@@ -301,13 +329,31 @@ def write_synthetic_camus(
             f"original_sequence must be one of {ORIGINAL_SEQUENCES}, got {original_sequence!r}"
         )
     out_dir = Path(out_dir)
-    ids = _patient_ids(num_patients, first_patient, patient_ids)
+    ids = _patient_ids(num_patients, first_patient, patient_ids, per_group)
     reversed_views = es_to_ed_views(ids, es_to_ed, seed)
+    arguments = {
+        "patients": ids,
+        "layout": layout,
+        "seed": int(seed),
+        "scale": float(scale),
+        "half_sequence_frames": [int(f) for f in half_sequence_frames],
+        "quality": quality,
+        "original_testing_from": original_testing_from,
+        "testing_gt": bool(testing_gt),
+        "es_to_ed": {pid: sorted(views) for pid, views in sorted(reversed_views.items())},
+        "original_sequence": original_sequence,
+        "compression_level": int(compression_level),
+    }
+    marker = out_dir / COMPLETE_MARKER
+    if reuse and _marker_arguments(marker) == arguments:
+        logger.info("synthetic CAMUS already in %s (same arguments): reused", out_dir)
+        return out_dir
+    marker.unlink(missing_ok=True)  # a rewrite killed midway is not complete
     jobs = []
     for pid in ids:
         file_id, with_gt = pid, True
         if layout == NIFTI:
-            folder = out_dir / "CAMUS_public" / "database_nifti"
+            folder = out_dir / CAMUS_PUBLIC / DATABASE_NIFTI
         else:
             n = patient_number(pid)
             testing = original_testing_from is not None and n >= original_testing_from
@@ -342,81 +388,22 @@ def write_synthetic_camus(
             _write_patient_atomically(job)
             logger.debug("wrote %s (%d/%d)", job["patient_id"], done, len(jobs))
     if layout == NIFTI:
-        split_dir = out_dir / "CAMUS_public" / "database_split"
-        split_dir.mkdir(parents=True, exist_ok=True)
+        split_dir = out_dir / CAMUS_PUBLIC / DATABASE_SPLIT
         present = sorted(
             p.name
-            for p in (out_dir / "CAMUS_public" / "database_nifti").iterdir()
+            for p in (out_dir / CAMUS_PUBLIC / DATABASE_NIFTI).iterdir()
             if PATIENT_ID_RE.match(p.name)
         )
         for name, members in _split_lists(present).items():
-            _atomic_write_text(split_dir / f"{name}.txt", "".join(f"{m}\n" for m in members))
-        _atomic_write_text(split_dir / "information.txt", SPLIT_INFORMATION)
+            atomic.write_text(split_dir / f"{name}.txt", "".join(f"{m}\n" for m in members))
+        atomic.write_text(split_dir / "information.txt", SPLIT_INFORMATION)
+    atomic.write_json(marker, arguments)
     return out_dir
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``camus-synth``: writes a synthetic CAMUS and prints the folder to use as manual_dir."""
-    parser = argparse.ArgumentParser(
-        prog="camus-synth",
-        description="Write a synthetic CAMUS (apical 2CH/4CH echo-like images with their "
-        "masks and Info_*.cfg) in the layout of either CAMUS release.",
-    )
-    parser.add_argument("out_dir", help="folder to write into")
-    parser.add_argument("-n", "--num-patients", type=int, default=10)
-    parser.add_argument("--layout", choices=RELEASES, default=NIFTI)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--scale", type=float, default=1.0, help="image size factor (default 1)")
-    parser.add_argument("--first-patient", type=int, default=1)
-    parser.add_argument(
-        "--patients",
-        help="comma-separated patient numbers or ids (overrides -n and --first-patient)",
-    )
-    parser.add_argument(
-        "--frames",
-        type=int,
-        nargs=2,
-        default=(15, 25),
-        metavar=("MIN", "MAX"),
-        help="frames from ED to ES (default 15 25)",
-    )
-    parser.add_argument("--quality", choices=QUALITIES, help="force the image quality")
-    parser.add_argument(
-        "--es-to-ed",
-        type=float,
-        default=0.0,
-        help="fraction of 4CH views stored ES -> ED, as ~4 %% of the real ones are (default 0)",
-    )
-    parser.add_argument(
-        "--testing-gt",
-        action="store_true",
-        help="original layout: give the testing/ patients masks too",
-    )
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+def _marker_arguments(marker: Path) -> dict | None:
+    """The arguments a completed tree was written with, or None (no marker, or unreadable)."""
     try:
-        root = write_synthetic_camus(
-            args.out_dir,
-            num_patients=args.num_patients,
-            layout=args.layout,
-            seed=args.seed,
-            scale=args.scale,
-            first_patient=args.first_patient,
-            patient_ids=args.patients.split(",") if args.patients else None,
-            half_sequence_frames=tuple(args.frames),
-            quality=args.quality,
-            es_to_ed=args.es_to_ed,
-            testing_gt=args.testing_gt,
-            workers=args.workers,
-        )
-    except (ValueError, OSError) as e:
-        print(f"camus-synth: error: {e}", file=sys.stderr)
-        return 2
-    print(root)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
