@@ -46,8 +46,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-import keras_runet  # noqa: F401  (registers the custom layers before any load)
+import keras_runet.models  # noqa: F401  (registers the custom layers before any load)
 from keras_runet.version import __version__
+from tfds_camus.vocabulary import LABELS, MODELS
 
 __all__ = [
     "BYTES_SIGNATURE",
@@ -69,7 +70,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "serving_bytes"
-LABEL_NAMES = ("background", "lv_cavity", "myocardium", "left_atrium")
+# The metadata's label_names: the dataset's names (tfds_camus.vocabulary.LABELS).
+LABEL_NAMES = LABELS
+_UNET1, _SHG, _RUNET = MODELS
 EXTRA_DIR = "assets.extra"
 KERAS_NAME = "model.keras"
 METADATA_NAME = "runet_export.json"
@@ -87,7 +90,8 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
         path: a ``.keras`` file (architecture and weights), or a weights checkpoint
             (``.weights.h5``) together with ``model_kind`` and the ``build_kwargs`` of
             :func:`keras_runet.build_model` (``dil``, ``shift``, ``input_shape``, ``width``).
-        model_kind: "unet1", "shg" or "runet"; only for a weights checkpoint.
+        model_kind: one of ``tfds_camus.vocabulary.MODELS`` ("unet1", "shg", "runet");
+            only for a weights checkpoint.
         **build_kwargs: passed to :func:`keras_runet.build_model` for a weights checkpoint.
 
     Returns:
@@ -104,7 +108,7 @@ def load_model(path, *, model_kind: str | None = None, **build_kwargs) -> keras.
     if name.endswith(".weights.h5"):
         if not model_kind:
             raise ExportError(
-                f"{str(path)!r} holds weights only: give the model kind (unet1, shg, runet) "
+                f"{str(path)!r} holds weights only: give the model kind ({', '.join(MODELS)}) "
                 "and its options (dil, shift, input size, width) to rebuild the architecture"
             )
         try:
@@ -191,7 +195,7 @@ def check_weights_match(model: keras.Model, path, model_kind: str = "the model")
     raise ExportError(
         f"{str(path)!r} does not hold the weights of this {model_kind}: "
         + "; ".join(parts)
-        + ". Check --model-kind and the options that shape it (--width, --input-size)."
+        + ". Check --model-kind and the options that shape it (--width, --image-size)."
     )
 
 
@@ -225,11 +229,11 @@ def model_info(model: keras.Model) -> dict:
         layer for layer in model.layers if isinstance(layer, keras_runet.layers.RoiAttention)
     ]
     if attention:
-        kind = "runet"
+        kind = _RUNET
     elif any(o.startswith("stage") for o in outputs):
-        kind = "shg"
+        kind = _SHG
     else:
-        kind = "unet1"
+        kind = _UNET1
     info = {
         "model_kind": kind,
         "model_name": model.name,

@@ -7,7 +7,7 @@ logged number is the Dice of the dataset (not a mean of noisy batch values). Wit
 foreground classes 1..C-1).
 
 Registered under ``keras_runet>DiceScore``: an unregistered metric named ``dice`` would
-reload from a ``.keras`` file as ``keras.losses.dice`` (1 - Dice), silently (DESIGN.md).
+reload from a ``.keras`` file as ``keras.losses.dice`` (1 - Dice), silently (docs/design.md).
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ import keras
 from keras import ops
 
 from keras_runet.losses import to_one_hot
+from tfds_camus.vocabulary import LABEL_METRIC_NAMES
 
 _PACKAGE = "keras_runet"
 
-#: Names of the CAMUS labels, index = label value.
-LABEL_NAMES = ("background", "lv_endo", "lv_myo", "la")
+#: Short names of the CAMUS labels in the logged metric names, index = label value
+#: (``tfds_camus.vocabulary.LABEL_METRIC_NAMES``).
+LABEL_NAMES = LABEL_METRIC_NAMES
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

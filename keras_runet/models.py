@@ -33,6 +33,7 @@ import keras
 from keras_runet.layers import RoiAttention
 from keras_runet.losses import MultiClassDiceLoss
 from keras_runet.metrics import training_metrics
+from tfds_camus.vocabulary import MODELS
 
 UNET1_ENCODER = (32, 32, 64, 128, 128)
 UNET1_BOTTOM = 128
@@ -41,7 +42,7 @@ UNET1_DECODER = (128, 128, 64, 32, 16)
 LIGHT_BOTTOM = 96
 LIGHT_DECODER = (96, 96, 64, 32, 16)
 
-MODEL_NAMES = ("unet1", "shg", "runet")
+MODEL_NAMES = MODELS  # "unet1", "shg", "runet" (tfds_camus.vocabulary.MODELS)
 MIXED_POLICIES = ("mixed_bfloat16", "mixed_float16")
 
 
@@ -281,7 +282,8 @@ def roi_mask_means(model: keras.Model, images, coarse):
     return keras.ops.convert_to_numpy(mask).astype("float64").mean(axis=(1, 2, 3))
 
 
-_BUILDERS = {"unet1": build_unet1, "shg": build_shg, "runet": build_runet}
+_BUILDERS = dict(zip(MODEL_NAMES, (build_unet1, build_shg, build_runet), strict=True))
+_UNET1, _SHG, _RUNET = MODEL_NAMES
 
 
 def build_model(model_name: str, **kwargs) -> keras.Model:
@@ -293,7 +295,7 @@ def build_model(model_name: str, **kwargs) -> keras.Model:
     key = str(model_name).lower().replace("-", "").replace("_", "")
     if key not in _BUILDERS:
         raise ValueError(f"unknown model {model_name!r}; choose from {', '.join(MODEL_NAMES)}")
-    if key != "runet":
+    if key != _RUNET:
         kwargs.pop("dil", None)
         kwargs.pop("shift", None)
         kwargs.pop("foreground_classes", None)
@@ -331,7 +333,7 @@ def compile_model(
         loss_weights: optional weight per output name (default 1 for each).
         include_background: passed to :class:`~keras_runet.losses.MultiClassDiceLoss`.
         jit_compile: "auto" compiles with XLA except on the TensorFlow backend on CPU,
-            where oneDNN's graph is faster than XLA (DESIGN.md); or True / False.
+            where oneDNN's graph is faster than XLA (docs/design.md); or True / False.
         steps_per_execution: as for ``keras.Model.compile``.
 
     Mixed precision is chosen when building (``dtype="mixed_bfloat16"``); for a

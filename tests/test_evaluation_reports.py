@@ -206,3 +206,18 @@ def test_evaluate_and_report_draws_the_worst_cases(tmp_path):
     rows, paths = evaluate_and_report(items, tmp_path, worst_k=2)
     assert paths["worst_figure"].is_file()
     assert [r["patient_id"] for r in worst_rows(rows, 2)] == ["patient0003", "patient0002"]
+
+
+def test_report_modules_of_one_concern_keep_the_old_names():
+    # tables (summary, EF), markdown, report files: what callers imported from reports.
+    from keras_runet.evaluation import _validation, markdown, reports, tables
+    from tfds_camus import vocabulary
+
+    assert reports.summarize is tables.summarize
+    assert reports.patient_volumes is tables.patient_volumes
+    assert reports.ejection_fraction_table is tables.ejection_fraction_table
+    assert reports.format_markdown is markdown.format_markdown
+    assert reports.SUBSETS == ("all", "ED", "ES", "Good+Medium", "Poor")
+    assert _validation.STRUCTURES == vocabulary.STRUCTURES
+    assert _validation.LV_STRUCTURES == OutlierThresholds().structures == ("LVendo", "LVepi")
+    assert _validation.LA == "LA"

@@ -20,7 +20,8 @@ def conv_params(cin, cout, k=3):
 
 
 def unet_params(cin, encoder, bottom, decoder, classes=4):
-    """Parameter count of a U-Net 1 topology, counted by hand from REFERENCE.md's description."""
+    """Parameter count of a U-Net 1 topology, counted by hand from its description
+    (docs/design.md)."""
     total, c, skips = 0, cin, []
     for f in encoder:
         total += conv_params(c, f) + conv_params(f, f)
@@ -84,6 +85,23 @@ def test_sizes_not_multiple_of_32_are_rejected(name, shape):
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown model 'vnet'"):
         build_model("vnet")
+
+
+def test_model_metric_and_export_names_derive_from_the_vocabulary():
+    # One table (tfds_camus.vocabulary); the logged and exported spellings stay as they were.
+    from keras_runet import export, metrics
+    from keras_runet.models import MODEL_NAMES
+    from tfds_camus import vocabulary
+
+    assert MODEL_NAMES == vocabulary.MODELS == ("unet1", "shg", "runet")
+    assert [m.name for m in metrics.training_metrics(4)] == [
+        "dice",
+        "dice_lv_endo",
+        "dice_lv_myo",
+        "dice_la",
+    ]
+    assert export.LABEL_NAMES == vocabulary.LABELS
+    assert export.LABEL_NAMES == ("background", "lv_cavity", "myocardium", "left_atrium")
 
 
 def test_runet_is_differentiable_end_to_end():

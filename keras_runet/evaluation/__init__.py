@@ -1,9 +1,10 @@
-"""Evaluation of CAMUS segmentations as CAMUS work computes it (REFERENCE.md, "Metrics").
+"""Evaluation of CAMUS segmentations as CAMUS work computes it (docs/metrics.md).
 
 numpy / scipy / scikit-image / matplotlib only: nothing here imports Keras or TensorFlow.
 Masks are boolean 2D arrays, label maps integer 2D arrays (0 background, 1 LV, 2
-myocardium, 3 LA), spacing is ``(row_mm, col_mm)``. Structures: LVendo = {1},
-LVepi = {1, 2}, LA = {3}. Empty masks give NaN, never an exception or inf.
+myocardium, 3 LA), spacing is ``(row_mm, col_mm)``. Structures
+(``tfds_camus.vocabulary.STRUCTURES``): LVendo = {1}, LVepi = {1, 2}, LA = {3}. Empty masks
+give NaN, never an exception or inf.
 
 Metrics (one pair of masks):
     :func:`dice`, :func:`hausdorff_distance`, :func:`mean_absolute_distance` (``pooled``
@@ -17,19 +18,30 @@ Images and datasets:
     :func:`evaluate_label_maps` (many rows, parallel workers), :class:`OutlierThresholds`.
 
 Reports:
-    :func:`summarize`, :func:`format_markdown`, :func:`write_report`,
+    tables (:mod:`~keras_runet.evaluation.tables`): :func:`summarize`,
+    :func:`patient_volumes`, :func:`ejection_fraction_table`; Markdown
+    (:mod:`~keras_runet.evaluation.markdown`): :func:`format_markdown`; files
+    (:mod:`~keras_runet.evaluation.reports`): :func:`write_report`,
     :func:`write_per_image_csv`, :func:`read_per_image_csv`, :func:`load_summary`,
-    :func:`patient_volumes`, :func:`ejection_fraction_table`, :func:`evaluate_and_report`;
-    figures in :mod:`keras_runet.evaluation.figures`.
+    :func:`evaluate_and_report`; figures in :mod:`keras_runet.evaluation.figures`.
 
-Example:
+Example (``items``: dicts with ``pred``, ``ref``, ``spacing``, ``instant`` and metadata, see
+:mod:`keras_runet.evaluation.records`; a prediction equal to its reference here):
+
+    >>> import tempfile
+    >>> import numpy as np
     >>> from keras_runet import evaluation as ev
-    >>> rows = ev.evaluate_label_maps(items, workers=2)  # doctest: +SKIP
-    >>> paths = ev.write_report(rows, "runs/eval")  # doctest: +SKIP
-
-    (``items``: dicts with ``pred``, ``ref``, ``spacing``, ``instant`` and metadata, see
-    :mod:`keras_runet.evaluation.records`; ``write_report`` writes ``report.md``,
-    ``report.json`` and ``per_image.csv``.)
+    >>> ref = np.zeros((64, 48), np.uint8)
+    >>> ref[10:50, 12:36] = 2  # myocardium
+    >>> ref[14:46, 16:32] = 1  # LV cavity
+    >>> ref[50:60, 14:34] = 3  # left atrium
+    >>> items = [{"pred": ref.copy(), "ref": ref, "spacing": (0.3, 0.3), "instant": "ED"}]
+    >>> rows = ev.evaluate_label_maps(items, workers=0)
+    >>> rows[0]["LVendo_dice"], rows[0]["LVendo_hd_mm"], rows[0]["geometric_outlier"]
+    (1.0, 0.0, False)
+    >>> paths = ev.write_report(rows, tempfile.mkdtemp(), figures=False)
+    >>> sorted(p.name for p in paths.values())
+    ['per_image.csv', 'per_patient_volumes.csv', 'report.json', 'report.md']
 """
 
 from keras_runet.evaluation.distances import (
@@ -40,6 +52,7 @@ from keras_runet.evaluation.distances import (
     hausdorff_distance,
     mean_absolute_distance,
 )
+from keras_runet.evaluation.markdown import format_markdown
 from keras_runet.evaluation.outliers import (
     OutlierThresholds,
     anatomical_outlier,
@@ -52,17 +65,14 @@ from keras_runet.evaluation.records import (
     to_native_grid,
 )
 from keras_runet.evaluation.reports import (
-    ejection_fraction_table,
     evaluate_and_report,
-    format_markdown,
     load_summary,
-    patient_volumes,
     read_per_image_csv,
-    summarize,
     write_per_image_csv,
     write_report,
 )
 from keras_runet.evaluation.shapes import convexity, perimeter4, simplicity
+from keras_runet.evaluation.tables import ejection_fraction_table, patient_volumes, summarize
 from keras_runet.evaluation.volumes import (
     biplane_volume_from_disks,
     ejection_fraction,

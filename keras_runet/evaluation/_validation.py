@@ -6,10 +6,31 @@ import math
 
 import numpy as np
 
-# Labels of the CAMUS label maps and the structures evaluated on them (DESIGN.md).
-NUM_CLASSES = 4
-STRUCTURES: dict[str, tuple[int, ...]] = {"LVendo": (1,), "LVepi": (1, 2), "LA": (3,)}
-INSTANTS = ("ED", "ES")
+from tfds_camus.vocabulary import INSTANTS, LV_STRUCTURES, STRUCTURES
+from tfds_camus.vocabulary import NUM_LABELS as NUM_CLASSES
+
+# The labels, structures and instants come from tfds_camus.vocabulary (docs/metrics.md):
+# STRUCTURES maps "LVendo", "LVepi", "LA" to their labels; the outlier criteria look at the
+# two LV structures.
+LVENDO, LVEPI = LV_STRUCTURES
+(LA,) = (s for s in STRUCTURES if s not in LV_STRUCTURES)
+
+__all__ = [
+    "INSTANTS",
+    "LA",
+    "LVENDO",
+    "LVEPI",
+    "LV_STRUCTURES",
+    "NUM_CLASSES",
+    "STRUCTURES",
+    "as_label_map",
+    "as_mask",
+    "as_mask_pair",
+    "as_spacing",
+    "bbox",
+    "check_instant",
+    "crop_padded",
+]
 
 
 def as_mask(mask, name: str = "mask") -> np.ndarray:

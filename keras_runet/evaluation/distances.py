@@ -1,6 +1,6 @@
 """Overlap and contour distances between two binary masks, in millimetres.
 
-The definitions are those of CAMUS work (REFERENCE.md, "Metrics"), checked against medpy:
+The definitions are those of CAMUS work (docs/metrics.md), checked against medpy:
 
 - The contour of a mask is the mask minus its erosion by the 4-connected cross
   (``scipy.ndimage.binary_erosion``, image border counted as background). This is medpy's
@@ -14,10 +14,11 @@ The definitions are those of CAMUS work (REFERENCE.md, "Metrics"), checked again
 
 Speed: the distance transforms run on the bounding box of both masks padded by one
 pixel (a contour's bounding box is its mask's), not on the whole image; the result is the
-same because every contour pixel lies inside that box. They are still ~2/3 of the time of a
+same because every contour pixel lies inside that box. They are still most of the time of a
 full per-image evaluation; ``method="kdtree"`` finds the same nearest contour pixels with a
 k-d tree over the contour pixels (in mm) and computes the distances with the same
-floating-point operations: the same numbers, about 3x faster.
+floating-point operations: the same numbers, faster (``benchmarks/bench_evaluation.py
+--distance-method``; measured times in benchmarks/RESULTS.md).
 
 Spacing is ``(row_mm, col_mm)`` everywhere.
 """
@@ -170,7 +171,7 @@ def contour_distances(
         spacing: ``(row_mm, col_mm)``.
         method: "edt" (the definition: scipy's Euclidean distance transform with
             ``sampling=spacing`` on the box around both contours) or "kdtree" (the same
-            nearest contour pixels found with a k-d tree: the same numbers, ~3x faster).
+            nearest contour pixels found with a k-d tree: the same numbers, faster).
 
     Returns:
         ``(d_pred_to_ref, d_ref_to_pred)``, 1D float arrays in mm (ordered like

@@ -19,8 +19,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from keras_runet.evaluation._validation import STRUCTURES, as_label_map
+from keras_runet.evaluation._validation import LV_STRUCTURES, STRUCTURES, as_label_map
 from keras_runet.evaluation.outliers import OutlierThresholds
+from tfds_camus.atomic import atomic_path
 
 __all__ = [
     "case_title",
@@ -34,12 +35,11 @@ _INSTANT_COLOURS = {"ED": "tab:blue", "ES": "tab:orange"}
 
 
 def _save(fig: Figure, path) -> Path:
+    """Write ``fig`` to ``path`` atomically (the format comes from ``path``'s suffix)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     FigureCanvasAgg(fig)
-    fig.savefig(tmp, dpi=fig.dpi)
-    tmp.replace(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=fig.dpi)
     return path
 
 
@@ -47,7 +47,7 @@ def plot_hd_distribution(
     rows: Sequence[Mapping],
     path,
     thresholds: OutlierThresholds | None = None,
-    structures: Sequence[str] = ("LVendo", "LVepi"),
+    structures: Sequence[str] = LV_STRUCTURES,
 ) -> Path:
     """Box plots of the HD per (model, output), with the outlier thresholds.
 
@@ -105,7 +105,7 @@ def plot_hd_distribution(
     return _save(fig, path)
 
 
-def worst_indices(rows: Sequence[Mapping], k: int = 6, structures=("LVendo", "LVepi")) -> list[int]:
+def worst_indices(rows: Sequence[Mapping], k: int = 6, structures=LV_STRUCTURES) -> list[int]:
     """Indices of the ``k`` rows with the largest HD over ``structures`` (NaN, a missing
     structure, counts as the worst)."""
 
@@ -118,9 +118,7 @@ def worst_indices(rows: Sequence[Mapping], k: int = 6, structures=("LVendo", "LV
     return sorted(range(len(rows)), key=key, reverse=True)[: max(0, int(k))]
 
 
-def worst_rows(
-    rows: Sequence[Mapping], k: int = 6, structures=("LVendo", "LVepi")
-) -> list[Mapping]:
+def worst_rows(rows: Sequence[Mapping], k: int = 6, structures=LV_STRUCTURES) -> list[Mapping]:
     """The ``k`` rows with the largest HD (see :func:`worst_indices`)."""
     return [rows[i] for i in worst_indices(rows, k, structures)]
 
@@ -131,7 +129,7 @@ def case_title(row: Mapping) -> str:
         "n/a"
         if row.get(f"{s}_hd_mm") is None or not math.isfinite(row[f"{s}_hd_mm"])
         else f"{row[f'{s}_hd_mm']:.1f}"
-        for s in ("LVendo", "LVepi")
+        for s in LV_STRUCTURES
     )
     flags = ", ".join(
         name

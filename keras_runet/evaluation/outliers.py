@@ -3,7 +3,7 @@
 - Geometric outlier: an image whose LVendo or LVepi MAD exceeds 3.5 mm (ED) / 4.0 mm (ES),
   or whose LVendo or LVepi HD exceeds 8.2 mm (ED) / 8.8 mm (ES).
 - Anatomical outlier: an image whose LVendo or LVepi simplicity or convexity is below the
-  lowest value seen on expert annotations. REFERENCE.md's reading of the (garbled) Table I:
+  lowest value seen on expert annotations. docs/metrics.md's reading of the (garbled) Table I:
   LVendo Sp 0.741, Cx 0.960; LVepi (LV + myocardium, filled) Sp 0.529, Cx 0.694.
 - A structure missing from the prediction (NaN metric) makes the image an outlier of both
   kinds: the distance or shape cannot be measured because the segmentation failed.
@@ -15,7 +15,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 
-from keras_runet.evaluation._validation import check_instant
+from keras_runet.evaluation._validation import LV_STRUCTURES, LVENDO, LVEPI, check_instant
 
 __all__ = ["OutlierThresholds", "anatomical_outlier", "geometric_outlier"]
 
@@ -44,7 +44,7 @@ class OutlierThresholds:
     convexity_lvendo: float = 0.960
     simplicity_lvepi: float = 0.529
     convexity_lvepi: float = 0.694
-    structures: tuple[str, ...] = ("LVendo", "LVepi")
+    structures: tuple[str, ...] = LV_STRUCTURES
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -53,10 +53,10 @@ class OutlierThresholds:
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"OutlierThresholds.{f.name} must be a number >= 0, got {value!r}")
-        unknown = set(self.structures) - {"LVendo", "LVepi"}
+        unknown = set(self.structures) - set(LV_STRUCTURES)
         if unknown:
             raise ValueError(
-                f"OutlierThresholds.structures may hold LVendo and LVepi, got {self.structures!r}"
+                f"OutlierThresholds.structures may hold {LVENDO} and {LVEPI}, got {self.structures!r}"
             )
 
     def mad_limit(self, instant: str) -> float:
@@ -69,11 +69,11 @@ class OutlierThresholds:
 
     def shape_limits(self, structure: str) -> tuple[float, float]:
         """``(simplicity, convexity)`` lower limits for "LVendo" or "LVepi"."""
-        if structure == "LVendo":
+        if structure == LVENDO:
             return self.simplicity_lvendo, self.convexity_lvendo
-        if structure == "LVepi":
+        if structure == LVEPI:
             return self.simplicity_lvepi, self.convexity_lvepi
-        raise ValueError(f"structure must be 'LVendo' or 'LVepi', got {structure!r}")
+        raise ValueError(f"structure must be {LVENDO!r} or {LVEPI!r}, got {structure!r}")
 
     def to_dict(self) -> dict:
         """The thresholds as a JSON-ready dict."""

@@ -2,7 +2,8 @@
 
 :func:`evaluate_pair` turns one (prediction, reference) pair of CAMUS label maps on the
 native grid into a flat row (a dict); :func:`evaluate_label_maps` does it for many pairs,
-in parallel worker processes. The rows feed :mod:`keras_runet.evaluation.reports`.
+in parallel worker processes. The rows feed :mod:`keras_runet.evaluation.tables` and
+:mod:`keras_runet.evaluation.reports`.
 
 Item (input of :func:`evaluate_label_maps`): a mapping with
 
@@ -26,7 +27,7 @@ Row (output), in this order:
   ref_anatomical_outlier`` (reasons: ";"-joined metric names, "" if none);
 - ``lv_length_mm, lv_diameters_mm, ref_lv_length_mm, ref_lv_diameters_mm``: the long
   axis and the 20 disk diameters of the LV (prediction, reference) for Simpson's biplane
-  volumes (:func:`keras_runet.evaluation.reports.patient_volumes` pairs the 2CH and 4CH
+  volumes (:func:`keras_runet.evaluation.tables.patient_volumes` pairs the 2CH and 4CH
   rows of a patient).
 
 Missing metrics are NaN (an empty structure), never an exception.
@@ -44,6 +45,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from keras_runet.evaluation._validation import (
+    LVENDO,
     STRUCTURES,
     as_label_map,
     as_spacing,
@@ -210,7 +212,7 @@ def evaluate_pair(
         cg = _contour_padded(gm) if n_g else None
         p_pts = np.nonzero(cp) if n_p else None
         g_pts = np.nonzero(cg) if n_g else None
-        if name == "LVendo":
+        if name == LVENDO:
             lv = {"pred": (n_p, pm, cp, p_pts), "ref": (n_g, gm, cg, g_pts)}
         dice = 2.0 * np.count_nonzero(pm & gm) / (n_p + n_g) if n_p + n_g else nan
         dists = (

@@ -1,6 +1,6 @@
 """Anatomical shape metrics of the RU-Net paper (eqs. 2-3): convexity and simplicity.
 
-Pinned definitions (REFERENCE.md, "Metrics"):
+Pinned definitions (docs/metrics.md):
 
 - Convexity ``Cx = Area(P) / Area(ConvexHull(P))`` in pixel counts: the number of pixels of
   P over the number of pixel centres inside (or on) the convex hull of P's pixel centres.
@@ -15,8 +15,9 @@ Pinned definitions (REFERENCE.md, "Metrics"):
   so with a ``spacing`` the mask is first resampled (nearest neighbour) to an isotropic
   grid at the coarser spacing (sampling the fine axis, which digitises the shape the way a
   coarser scanner would; repeating pixels along the coarse axis instead would make
-  staircases that the estimator reads ~7 % too long). With this estimator a large digital disk reads Sp ~0.95
-  (the estimator overestimates a digital circle's perimeter by ~5 %), a 10-pixel disk ~0.99.
+  staircases that the estimator reads ~7 % too long). With this estimator a large digital
+  disk reads Sp ~0.95 (the estimator overestimates a digital circle's perimeter by ~5 %), a
+  10-pixel disk ~0.99.
 - An empty mask gives NaN.
 """
 

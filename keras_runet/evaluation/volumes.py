@@ -5,9 +5,9 @@ For each view (2CH, 4CH) the LV cavity mask gives a long axis and 20 disk diamet
 1. The contour pixels of the mask (mask minus its erosion by the 4-cross) are taken in mm.
 2. The mitral plane is the flat base of the mask: the longest edge of the contour's convex
    hull (joined with its neighbours within 10 degrees of its direction, as an oblique
-   digitised line gives several) whose midpoint lies on the base side of the centroid (CAMUS images have the apex
-   at the top, so the base side is towards larger rows; ``apex_at_top=False`` considers
-   every hull edge).
+   digitised line gives several) whose midpoint lies on the base side of the centroid
+   (CAMUS images have the apex at the top, so the base side is towards larger rows;
+   ``apex_at_top=False`` considers every hull edge).
 3. The apex is the contour pixel farthest from the middle of the mitral plane; the long
    axis runs from that middle to the apex, of length L.
 4. The axis is cut into ``n_disks`` (20) slabs of equal height; each disk's diameter is the

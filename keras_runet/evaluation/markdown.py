@@ -1,0 +1,210 @@
+"""The summary of :func:`keras_runet.evaluation.tables.summarize` as Markdown tables.
+
+:func:`format_markdown` prints Table II / III style tables (geometric performance and
+outliers), then Dice and the left atrium, then per instant and image quality, then the
+clinical indices (Table IV); a cross-validation summary also gets its patients per fold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from keras_runet.evaluation._validation import LA, LV_STRUCTURES, STRUCTURES
+
+__all__ = ["format_markdown"]
+
+
+def _pm(stats: Mapping | None, digits: int = 1) -> str:
+    if not stats or stats.get("mean") is None or not math.isfinite(stats["mean"]):
+        return "n/a"
+    return f"{stats['mean']:.{digits}f} ± {stats['sd']:.{digits}f}"
+
+
+def _outl(block: Mapping, key: str) -> str:
+    c = block[key]
+    pct = c["percent"]
+    return f"{c['count']} ({pct:.1f} %)" if pct is not None and math.isfinite(pct) else "0"
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _header(*names: str) -> list[str]:
+    """A table's header line and its rule."""
+    return [_row(*names), "|" + "---|" * len(names)]
+
+
+def _num(x, digits=3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _protocol_lines(protocol: Mapping | None) -> list[str]:
+    """The cross-validation's patients per fold and its deviations from the paper."""
+    if not protocol or not protocol.get("folds"):
+        return []
+    lines = [
+        "## Patients per fold",
+        "",
+        "| Fold | Training | Validation | Test | As in the paper (400 / 50 / 50) |",
+        "|---|---|---|---|---|",
+    ]
+    for r in protocol["folds"]:
+        lines.append(
+            f"| {r['fold']} | {r['train']} | {r['validation']} | {r['test']} | "
+            f"{'yes' if r['as_paper'] else '**no**'} |"
+        )
+    lines.append("")
+    if protocol.get("deviations"):
+        lines += ["Deviations from the paper's protocol:", ""]
+        lines += [f"- {d}" for d in protocol["deviations"]]
+        lines.append("")
+    return lines
+
+
+def format_markdown(summary: Mapping) -> str:
+    """Markdown tables of a summary (Table II / III style, then Dice and LA, then per
+    instant and image quality, then the ejection fraction).
+
+    Args:
+        summary: the output of :func:`summarize` (or its JSON, read back).
+
+    Returns:
+        The Markdown text.
+    """
+    t = summary["thresholds"]
+    lv = LV_STRUCTURES
+    lines = [
+        "# Segmentation evaluation",
+        "",
+        f"{summary['n_images']} images; predictions "
+        + (
+            "post-processed (largest component, holes filled)."
+            if summary["postprocessed"]
+            else "raw (no post-processing)."
+        ),
+        f"Geometric outliers: {' or '.join(lv)} MAD > {t['mad_mm_ed']} / {t['mad_mm_es']} mm or "
+        f"HD > {t['hd_mm_ed']} / {t['hd_mm_es']} mm (ED / ES). Anatomical outliers: "
+        f"simplicity < {t['simplicity_lvendo']} / {t['simplicity_lvepi']} or convexity < "
+        f"{t['convexity_lvendo']} / {t['convexity_lvepi']} ({' / '.join(lv)}). "
+        "A missing structure counts as an outlier. Mean ± sd over images.",
+        "",
+        *_protocol_lines(summary.get("protocol")),
+        "## Geometric performance and outliers",
+        "",
+        *_header(
+            "Model",
+            "Output",
+            "N",
+            *(f"{x} {m} (mm)" for x in lv for m in ("MAD", "HD")),
+            "Geo outliers",
+            "Ana outliers",
+            "Both",
+        ),
+    ]
+    for g in summary["groups"]:
+        b = g["subsets"]["all"]
+        s = b["structures"]
+        lines.append(
+            _row(
+                g["model"],
+                g["output"],
+                b["n"],
+                *(_pm(s[x][m]) for x in lv for m in ("mad_mm", "hd_mm")),
+                _outl(b, "geometric_outliers"),
+                _outl(b, "anatomical_outliers"),
+                _outl(b, "both_outliers"),
+            )
+        )
+    lines += [
+        "",
+        "## Dice and left atrium",
+        "",
+        *_header(
+            "Model",
+            "Output",
+            *(f"{x} Dice" for x in STRUCTURES),
+            f"{LA} MAD (mm)",
+            f"{LA} HD (mm)",
+            f"Empty {' / '.join(STRUCTURES)}",
+            "Reference ana outliers",
+        ),
+    ]
+    for g in summary["groups"]:
+        b = g["subsets"]["all"]
+        s = b["structures"]
+        lines.append(
+            _row(
+                g["model"],
+                g["output"],
+                *(_pm(s[x]["dice"], 3) for x in STRUCTURES),
+                _pm(s[LA]["mad_mm"]),
+                _pm(s[LA]["hd_mm"]),
+                " / ".join(str(s[x]["hd_mm"]["n_nan"]) for x in STRUCTURES),
+                _outl(b, "reference_anatomical_outliers"),
+            )
+        )
+    lines += [
+        "",
+        "## By instant and image quality",
+        "",
+        *_header(
+            "Model",
+            "Output",
+            "Subset",
+            "N",
+            *(f"{x} {m}" for x in lv for m in ("Dice", "MAD", "HD")),
+            "Geo",
+            "Ana",
+        ),
+    ]
+    for g in summary["groups"]:
+        for name, b in g["subsets"].items():
+            if name == "all":
+                continue
+            s = b["structures"]
+            lines.append(
+                _row(
+                    g["model"],
+                    g["output"],
+                    name,
+                    b["n"],
+                    *(
+                        v
+                        for x in lv
+                        for v in (_pm(s[x]["dice"], 3), _pm(s[x]["mad_mm"]), _pm(s[x]["hd_mm"]))
+                    ),
+                    _outl(b, "geometric_outliers"),
+                    _outl(b, "anatomical_outliers"),
+                )
+            )
+    ef_groups = [g for g in summary["groups"] if g.get("ejection_fraction")]
+    if ef_groups:
+        lines += [
+            "",
+            "## Clinical indices (Simpson's biplane, 20 disks)",
+            "",
+            "| Model | Output | Patients | EDV corr | EDV bias ± sd (ml) | EDV MAE (ml) | ESV corr "
+            "| ESV bias ± sd (ml) | ESV MAE (ml) | EF corr | EF bias ± sd (%) | EF MAE (%) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in ef_groups:
+            e = g["ejection_fraction"]
+            cells = []
+            for index in ("EDV", "ESV", "EF"):
+                a = e[index]
+                cells += [
+                    _num(a["corr"]),
+                    f"{_num(a['bias'], 1)} ± {_num(a['sd'], 1)}",
+                    _num(a["mae"], 1),
+                ]
+            lines.append(
+                f"| {g['model']} | {g['output']} | {e['n_patients']} | " + " | ".join(cells) + " |"
+            )
+        lines.append("")
+        lines.append(
+            f"Reference volumes: {summary.get('ef_reference', 'see report.json')}; "
+            "bias = prediction - reference; EF in %."
+        )
+    return "\n".join(lines) + "\n"
