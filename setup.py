@@ -2,7 +2,7 @@
 
 One distribution installs two packages: ``keras_runet`` (models, training, evaluation,
 tuning, export, the ``runet`` command) and ``tfds_camus`` (the CAMUS TFDS builder and a
-synthetic CAMUS generator). See DESIGN.md in the project's shared docs for the contracts.
+synthetic CAMUS generator). See docs/design.md for the architecture and the contracts.
 """
 
 from pathlib import Path
@@ -14,7 +14,7 @@ version = {}
 exec((HERE / "keras_runet" / "version.py").read_text(), version)
 
 # The stack is pinned to the minor versions this project is built and tested on: the
-# traps listed in DESIGN.md (KerasTuner importing tensorboard, TFDS importing
+# traps listed in docs/design.md (KerasTuner importing tensorboard, TFDS importing
 # importlib_resources, Keras reloading an unregistered "dice") were each reproduced on
 # exactly these versions.
 install_requires = [
@@ -25,7 +25,7 @@ install_requires = [
     # KerasTuner's BayesianOptimizationOracle imports scikit-learn (Gaussian process) but
     # does not declare it; `runet tune --oracle bayesian` needs it.
     "scikit-learn>=1.4",
-    # Not declared by the packages that import them (see DESIGN.md, "known traps").
+    # Not declared by the packages that import them (see docs/design.md, "known traps").
     "tensorboard>=2.20",
     "importlib_resources>=6",
     "SimpleITK>=2.5,<2.6",
@@ -72,6 +72,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["keras_runet", "keras_runet.*", "tfds_camus", "tfds_camus.*"]),
+    # Run-time data only: the fold lists (tfds_camus.folds reads them) with their provenance
+    # and licence, and the builder's README.md (TFDS reads it as the dataset description).
+    # camus/dummy_data/ is test data for tfds.testing.DatasetBuilderTestCase: the tests run
+    # from the repository, so the wheel leaves it out. No include_package_data: it would add
+    # every file of the source tree's manifest (dummy_data included) back.
     package_data={
         "tfds_camus": [
             "folds/*.txt",
@@ -79,10 +84,9 @@ setup(
             "folds/LICENSE*",
             "camus/*.md",
             "camus/*.txt",
-            "camus/dummy_data/**/*",
         ],
     },
-    include_package_data=True,
+    exclude_package_data={"tfds_camus": ["camus/dummy_data/**/*"]},
     install_requires=install_requires,
     extras_require=extras_require,
     entry_points={

@@ -4,7 +4,7 @@ Usage:
     python benchmarks/bench_models.py [--quick] [--json out.json]
 
 For each model, dtype policy (float32, mixed_bfloat16) and batch size (1, 8) it times
-``predict_on_batch`` (a compiled graph; eager calls are ~3x slower on CPU, DESIGN.md) after
+``predict_on_batch`` (a compiled graph; eager calls are slower on CPU, docs/design.md) after
 a warm-up and reports the median over repeats, in ms per image. It also times RU-Net's ROI
 attention alone (the separable box filter of keras_runet.layers.RoiAttention) against the
 naive 2-D ``dil x dil`` convolution it replaces, at batch 8, and reports the attention's share

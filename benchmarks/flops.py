@@ -1,7 +1,8 @@
 """Floating-point operations per image, counted from a model's layers (not assumed).
 
-The count is the usual one for convolutional networks (and REFERENCE.md's 8.0 GFLOP for
-U-Net 1 at 256 x 256): **2 x multiply-adds** of every convolution and dense layer, per image.
+The count is the usual one for convolutional networks (and the published 8.0 GFLOP for
+U-Net 1 at 256 x 256, docs/design.md): **2 x multiply-adds** of every convolution and dense
+layer, per image.
 
 - Keras (:func:`keras_flops_per_image`): ``Conv2D`` ``2 * H_out * W_out * kh * kw * C_in / groups
   * C_out``; ``Conv2DTranspose`` ``2 * H_in * W_in * kh * kw * C_in * C_out``; ``Dense``

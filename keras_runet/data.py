@@ -13,7 +13,7 @@ to the mask (outside the image: 0), then random gamma and contrast / brightness 
 image only. Randomness is *stateless*, keyed on ``(seed, epoch, example index)``, so a run
 is reproducible with a seed whatever the parallelism.
 
-This module reads data only through TFDS and ``tfds_camus`` (DESIGN.md).
+This module reads data only through TFDS and ``tfds_camus`` (docs/design.md).
 """
 
 from __future__ import annotations

@@ -3,25 +3,24 @@
 The loss is ``1 - mean_c Dice_c`` with the soft Dice of each class ``c`` computed per image
 (``2 sum(p * g) + eps) / (sum(p) + sum(g) + eps)``) and averaged over classes and images.
 
-Background: **excluded by default.** In apical echocardiography the background covers
-~80 % of the image; its Dice is ~0.98 from the first epoch, so counting it dilutes the
-gradient of the three structures we care about (LV cavity, myocardium, left atrium) by a
-quarter and rewards nothing. ``include_background=True`` restores the plain mean over all
-classes (what some CAMUS ports do).
+Background: **excluded by default.** In apical echocardiography the background covers most
+of the image and its Dice is near 1 from the first epoch, so counting it dilutes the gradient
+of the three structures we care about (LV cavity, myocardium, left atrium) by a quarter and
+rewards nothing. ``include_background=True`` restores the plain mean over all classes (what
+some CAMUS ports do).
 
-Measured consequences of the choice (``python benchmarks/dice_background.py``; the demo):
+What the choice does in training (measured in benchmarks/RESULTS.md, "The Dice loss and the
+background"; ``python benchmarks/dice_background.py`` and ``runet demo`` reproduce it):
 
-- Background counted: on a 64 x 64 toy batch (15 % foreground) U-Net 1 and the first U-Net
-  of RU-Net jump to "all background" within 25 epochs (the mean over four classes rises
-  from 0.16 to 0.23 that way) and stay there: the softmax saturates and the Dice of an
-  absent class has no gradient left.
+- Background counted: the networks can collapse to "all background" (the mean over four
+  classes rises that way) and stay there: the softmax saturates and the Dice of an absent
+  class has no gradient left.
 - Background excluded: the background probability is learnt only indirectly (every
   foreground class is pushed down outside its structure), so early in training the first
-  U-Net of RU-Net labels the background as some structure, its ROI mask keeps the whole
-  image, and ``dil`` / ``shift`` change nothing. On the demo's synthetic CAMUS (128 x 128,
-  25 epochs) it has learnt the background: the ROI mask keeps 31 % of the test images
-  (23 % is heart), as the paper intends (``runet demo`` prints the mask's mean, 0.50, in
-  RU-Net's fold line). ``keras_runet.tuning.roi_fraction`` measures it.
+  U-Net of RU-Net may label the background as some structure, its ROI mask then keeps the
+  whole image, and ``dil`` / ``shift`` change nothing until it learns the background, as it
+  does on the demo's synthetic CAMUS. ``keras_runet.split_evaluation.roi_fraction``
+  measures it (the mean of the ROI mask; ``runet demo`` prints it in RU-Net's fold line).
 
 Targets may be one-hot ``(B, H, W, C)`` or integer labels ``(B, H, W)`` / ``(B, H, W, 1)``:
 the loss one-hot encodes labels itself, so the data pipeline can stay compact.

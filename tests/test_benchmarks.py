@@ -33,7 +33,7 @@ def counts():
 
 
 def test_unet1_flops_match_the_reference(counts):
-    # REFERENCE.md: 8.0 GFLOP per 256 x 256 image (2 x multiply-adds).
+    # docs/design.md: 8.0 GFLOP per 256 x 256 image (2 x multiply-adds).
     assert counts["unet1"] == pytest.approx(8.0e9, rel=0.03)
 
 
@@ -141,8 +141,9 @@ def test_targets_are_reported_met_or_not():
 
 
 def test_gpu_script_imports_without_tensorflow():
-    # The H100's Python has jax + keras + numpy only: gpu_jax.py (and keras_runet's
-    # __init__) must not import TensorFlow, TFDS or keras_runet.data. (Building a model on
+    # The GPU machine's Python has jax + keras + numpy only: gpu_jax.py (and keras_runet's
+    # __init__) must not import TensorFlow, TFDS, SimpleITK or keras_runet.data (the
+    # standard-library parts of tfds_camus, e.g. its vocabulary, are allowed). (Building a model on
     # JAX first compiles every initializer, ~10 s: that is left to the slow test below.)
     pytest.importorskip("jax")
     code = textwrap.dedent(
@@ -150,7 +151,7 @@ def test_gpu_script_imports_without_tensorflow():
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "tfds_camus"):
+                if name.split(".")[0] in ("tensorflow", "tensorflow_datasets", "SimpleITK"):
                     raise ImportError("blocked " + name)
         sys.meta_path.insert(0, Block())
         sys.path.insert(0, {str(BENCHMARKS)!r})
