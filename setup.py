@@ -42,6 +42,7 @@ install_requires = [
 extras_require = {
     "test": [
         "pytest>=8",
+        "pytest-xdist>=3.5",  # pyproject's addopts: test files run in parallel
         "dill",  # tfds.testing needs it and TFDS does not declare it
         "medpy>=0.5",  # independent reference for the contour distances
         "nbclient>=0.10",

@@ -15,7 +15,6 @@ times depend on what else the machine is doing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -136,9 +135,9 @@ def main(argv=None):
             f"{a['max_abs_difference']:.1e} |"
         )
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump({"forward": records, "attention": attention}, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        from tfds_camus.atomic import write_json
+
+        write_json(args.json, {"forward": records, "attention": attention})
 
 
 if __name__ == "__main__":

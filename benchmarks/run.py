@@ -926,9 +926,9 @@ def main(argv=None) -> int:
 
     def save(records):
         if args.json:
-            tmp = Path(args.json + ".tmp")
-            tmp.write_text(json.dumps(records, indent=2) + "\n")
-            os.replace(tmp, args.json)
+            from tfds_camus.atomic import write_json
+
+            write_json(args.json, records)
 
     failures: list[str] = []
     start = time.perf_counter()

@@ -38,3 +38,18 @@ def synthetic_heart_batch(n=6, size=64, seed=0):
         images[i, ..., 0] = np.clip(img, 0, 1)
         labels[i] = lab
     return images, labels
+
+
+@pytest.fixture(scope="session")
+def camus_tiny(tmp_path_factory):
+    """A prepared synthetic CAMUS: 2 patients in each of the fold groups 1-4 (32 images)."""
+    import tfds_camus
+    from keras_runet import data
+
+    root_dir = tmp_path_factory.mktemp("camus_tiny")
+    ids = [p for k in (1, 2, 3, 4) for p in tfds_camus.folds.group_patients(k)[:2]]
+    root = tfds_camus.phantom.write_synthetic_camus(
+        root_dir / "camus", patient_ids=ids, scale=0.3, seed=3
+    )
+    builder = data.prepare_camus(root, root_dir / "tfds")
+    return {"root": root, "data_dir": root_dir / "tfds", "builder": builder, "ids": ids}

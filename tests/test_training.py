@@ -1,7 +1,7 @@
-"""Data pipeline, resumable training, distribution, cross-validation and the `runet` command."""
+"""Data pipeline, resumable training, distribution, fold splits (the `runet cv`, `demo` and
+`evaluate` runs are in test_commands.py)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -11,23 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_runet import cli, data, training
+from keras_runet import data, training
 from keras_runet.cross_validation import fold_split_strings
-
-
-@pytest.fixture(scope="session")
-def camus_tiny(tmp_path_factory):
-    """A prepared synthetic CAMUS: 2 patients in each of the fold groups 1-4 (32 images)."""
-    import tfds_camus
-
-    root_dir = tmp_path_factory.mktemp("camus_tiny")
-    ids = [p for k in (1, 2, 3, 4) for p in tfds_camus.folds.group_patients(k)[:2]]
-    root = tfds_camus.phantom.write_synthetic_camus(
-        root_dir / "camus", patient_ids=ids, scale=0.3, seed=3
-    )
-    builder = data.prepare_camus(root, root_dir / "tfds")
-    return {"root": root, "data_dir": root_dir / "tfds", "builder": builder, "ids": ids}
-
 
 TINY = dict(width=0.25, image_size=(64, 64), batch_size=8, patience=0)
 
@@ -308,172 +293,3 @@ def test_fold_protocol_on_the_original_release_names_every_fold():
     )
     full = fold_protocol(_Builder({f"group{k}": 50 for k in range(1, 11)}, "nifti"), [1, 10])
     assert all(r["as_paper"] for r in full["folds"]) and full["deviations"] == []
-
-
-def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_path, capsys):
-    out = tmp_path / "cv"
-    argv = [
-        "cv", "--data-dir", str(camus_tiny["data_dir"]), "--models", "unet1,runet",
-        "--folds", "1,2", "--out", str(out), "--epochs", "2", "--width", "0.25",
-        "--image-size", "64x64", "--patience", "0", "--workers", "0",
-    ]  # fmt: skip
-    assert cli.main(argv) == 0
-    printed = capsys.readouterr().out
-    for model in ("unet1", "runet"):
-        for k in (1, 2):
-            assert f"[{model} fold {k}] 8 test images" in printed
-    for name in ("report.md", "report.json", "per_image.csv", "hd_distribution.png"):
-        assert (out / name).exists(), name
-    from keras_runet.evaluation import read_per_image_csv
-
-    rows = read_per_image_csv(out / "per_image.csv")
-    # 2 folds x 8 test images x (unet1: 1 output + runet: 2 outputs)
-    assert len(rows) == 2 * 8 * 3
-    patients = {r["patient_id"] for r in rows if str(r["fold"]) == "1"}
-    assert patients == set(camus_tiny["ids"][:2])  # fold 1 tests group 1's patients
-    for r in rows:
-        assert 0.0 <= r["LVepi_dice"] <= 1.0
-        assert r["spacing_row_mm"] > 0 and r["height"] > 100  # native grid, not 64 x 64
-        assert np.isnan(r["LVepi_hd_mm"]) or r["LVepi_hd_mm"] >= 0
-        assert r["ref_anatomical_outlier"] in (False, 0)  # the phantom's truth is plausible
-    summary = json.loads((out / "report.json").read_text())
-    assert {(g["model"], g["output"]) for g in summary["groups"]} == {
-        ("unet1", "segmentation"), ("runet", "coarse"), ("runet", "segmentation"),
-    }  # fmt: skip
-    report = (out / "report.md").read_text()
-    assert "LVendo HD" in report
-    # the patients per fold, before the run and in the report (2 per group prepared here)
-    assert "Patients per fold" in printed
-    assert "   1      4           2     2  <- not as in the paper" in printed
-    assert "| 1 | 4 | 2 | 2 | **no** |" in report and "Deviations from the paper" in report
-    assert summary["protocol"]["folds"][1] == {
-        "fold": 2, "train": 4, "validation": 2, "test": 2, "as_paper": False,
-    }  # fmt: skip
-    # RU-Net's rows carry the mean of their ROI mask, in [sig(-1), 1] with the paper's slope
-    # and second shift; fold 1's mean (from the prediction pass itself) agrees with the mask
-    # computed apart, on the training pipeline's own batches.
-    roi_floor = 1.0 / (1.0 + np.exp(1.0))
-    for r in rows:
-        if r["model"] == "runet":
-            assert roi_floor - 1e-6 <= r["roi_fraction"] <= 1.0 + 1e-6
-        else:
-            assert r.get("roi_fraction") is None
-    assert "ROI mask mean" in printed
-    import keras
-
-    from keras_runet.data import make_dataset
-    from keras_runet.models import roi_mask_means
-
-    fold1 = [
-        r["roi_fraction"]
-        for r in rows
-        if r["model"] == "runet" and r["output"] == "segmentation" and str(r["fold"]) == "1"
-    ]
-    best = keras.saving.load_model(out / "runet" / "fold1" / "best.keras")
-    test_split = camus_tiny["builder"].as_dataset(split="group1", shuffle_files=False)
-    batches = make_dataset(test_split, ["coarse"], image_size=(64, 64), cache=False)
-    expected = np.mean([
-        m for images, _ in batches
-        for m in roi_mask_means(best, images, best.predict_on_batch(images)["coarse"])
-    ])  # fmt: skip
-    assert np.mean(fold1) == pytest.approx(expected, abs=1e-4)
-    # A rerun skips the finished folds.
-    assert cli.main(argv) == 0
-    assert printed.count("skipped") == 0
-    assert capsys.readouterr().out.count("done earlier, skipped") == 4
-    # Other training settings: refused, naming them, instead of mixing the results.
-    best = out / "unet1" / "fold1" / "best.keras"
-    trained_at = best.stat().st_mtime_ns
-    assert cli.main([a if a != "2" else "3" for a in argv]) == 2  # --epochs 2 -> 3
-    err = capsys.readouterr().err
-    assert "other settings (epochs 2 -> 3)" in err and "--force" in err
-    config = json.loads((out / "cv_config.json").read_text())
-    assert config["train"]["epochs"] == 2 and config["postprocess"] is False  # not rewritten
-    # Post-processing only changes the evaluation: the saved predictions are evaluated again.
-    assert cli.main([*argv, "--postprocess"]) == 0
-    assert capsys.readouterr().out.count("saved predictions evaluated again") == 4
-    assert best.stat().st_mtime_ns == trained_at  # not retrained
-    again = read_per_image_csv(out / "per_image.csv")
-    assert len(again) == len(rows) and all(r["postprocessed"] for r in again)
-    assert json.loads((out / "cv_config.json").read_text())["postprocess"] is True
-
-
-@pytest.mark.parametrize(
-    "argv,message",
-    [
-        (["train", "--data-dir", "/no/such/dir", "--out", "x"], "not prepared in /no/such/dir"),
-        (["train", "--data-dir", "D", "--out", "x", "--model", "vnet"], "unknown model vnet"),
-        (["cv", "--data-dir", "D", "--out", "x", "--folds", "12"], "folds are numbered 1 to 10"),
-        (["prepare", "--manual-dir", "/no/such/camus", "--data-dir", "x"], "does not exist"),
-        (["train", "--data-dir", "D", "--out", "x", "--image-size", "100"], "multiples of 32"),
-        (["train", "--data-dir", "D", "--out", "x", "--lr", "-1"], "--lr must be a positive"),
-        (["train", "--data-dir", "D", "--out", "x", "--lr", "nan"], "--lr must be a positive"),
-        (["train", "--data-dir", "D", "--out", "x", "--width", "0"], "--width must be a pos"),
-        (["cv", "--data-dir", "D", "--out", "x", "--shift", "1.5"], "--shift must be within"),
-        (["train", "--data-dir", "D", "--out", "x", "--shift", "0"], "--shift must be within"),
-    ],
-)
-def test_user_mistakes_exit_2_with_one_line(argv, message, camus_tiny, capsys):
-    argv = [str(camus_tiny["data_dir"]) if a == "D" else a for a in argv]
-    with pytest.raises(SystemExit) if "--image-size" in argv else _nullcontext():
-        code = cli.main(argv)
-        assert code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err and message in err[-1]
-    assert not any("Traceback" in line for line in err)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def test_cli_error_in_a_fresh_process_has_no_traceback(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "keras_runet.cli", "cv", "--data-dir", str(tmp_path / "none"),
-         "--out", str(tmp_path / "o"), "--models", "unet1,vnet"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("runet cv: error: unknown model vnet")
-
-
-def test_demo_quick_leaves_the_promised_artefacts(tmp_path, capsys):
-    out = tmp_path / "demo"
-    assert cli.main(["demo", "--quick", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "Geometric performance and outliers" in printed
-    for rel in ("cv/report.md", "cv/report.json", "cv/per_image.csv", "cv/worst_cases.png",
-                "cv/training_curves.png", "export/runet/1/saved_model.pb"):  # fmt: skip
-        assert (out / rel).exists(), rel
-    summary = json.loads((out / "cv" / "report.json").read_text())
-    assert summary["n_images"] == 3 * 4  # 1 test patient x 4 images x 3 outputs
-    assert os.path.getsize(out / "cv" / "worst_cases.png") > 10_000
-
-
-def test_runet_evaluate_a_model_on_a_dataset_split(camus_tiny, tmp_path, capsys):
-    from keras_runet.evaluation import read_per_image_csv
-    from keras_runet.models import build_runet
-
-    model_path = tmp_path / "runet.keras"
-    build_runet(input_shape=(64, 64, 1), width=0.25).save(model_path)
-    out = tmp_path / "eval"
-    argv = ["evaluate", "--model-file", str(model_path), "--data-dir",
-            str(camus_tiny["data_dir"]), "--fold", "2", "--out", str(out), "--workers", "0"]  # fmt: skip
-    assert cli.main(argv) == 0
-    assert "Geometric performance and outliers" in capsys.readouterr().out
-    rows = read_per_image_csv(out / "per_image.csv")
-    assert len(rows) == 8 * 2  # group 2: 8 images, two outputs
-    assert {r["patient_id"] for r in rows} == set(camus_tiny["ids"][2:4])
-    assert {r["output"] for r in rows} == {"coarse", "segmentation"}
-    assert all(r["model"] == "runet" and r["height"] > 100 for r in rows)
-    assert (out / "worst_cases.png").exists()
-    # Mixing the two modes, or a missing model file, is a one-line usage error.
-    assert cli.main([*argv[:-4], "--out", str(out), "--camus", "x"]) == 2
-    assert cli.main(["evaluate", "--model-file", str(tmp_path / "none.keras"), "--data-dir",
-                     str(camus_tiny["data_dir"]), "--fold", "1", "--out", str(out)]) == 2  # fmt: skip
-    assert "no such file" in capsys.readouterr().err
