@@ -41,7 +41,7 @@ FORMS = ("extracted", "camus_public_zip")
 def _generate(args) -> tuple[Path, float | None]:
     work = Path(args.work_dir)
     data = work / f"synthetic_{args.layout}_{args.num_patients}_s{args.scale:g}_seed{args.seed}"
-    stamp = data / ".complete"
+    stamp = data / ".bench_complete"  # beside the phantom's own .complete marker
     if stamp.exists():
         return data, None
     shutil.rmtree(data, ignore_errors=True)
