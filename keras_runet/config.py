@@ -32,9 +32,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from tfds_camus.vocabulary import NUM_LABELS, STRUCTURES
+
 __all__ = [
     "DISTRIBUTE_CHOICES",
     "DTYPE_CHOICES",
+    "ROI_CLASSES",
+    "ROI_KERNELS",
     "ConfigError",
     "TrainConfig",
     "cli_fields",
@@ -46,6 +50,19 @@ __all__ = [
 # The mixed precision policies and tf.distribute strategies a run can ask for (None: off).
 DTYPE_CHOICES = ("mixed_bfloat16", "mixed_float16")
 DISTRIBUTE_CHOICES = ("mirrored", "multiworker")
+
+# Which classes of the first U-Net form RU-Net's region of interest (the paper says "the
+# segmentation of the first network", not which labels): every structure (LV cavity,
+# myocardium, left atrium: what this package always did), or the LV epicardium only (cavity
+# and myocardium, the structures the paper evaluates; tfds_camus.vocabulary.STRUCTURES).
+ROI_CLASSES: dict[str, tuple[int, ...]] = {
+    "all": tuple(range(1, NUM_LABELS)),
+    "lvepi": STRUCTURES["LVepi"],
+}
+# The shape of the fixed kernel that dilates the ROI (keras_runet.layers.DILATION_LAYERS):
+# a box of side dil (this package's reading of "convolution-based dilation"), or a disk of
+# diameter dil (the same reach along the axes, no longer reach along the diagonals).
+ROI_KERNELS = ("box", "disk")
 
 
 def _field(default, help: str, *, flag: str | None = None, cli: bool = True, **extra):
@@ -70,8 +87,20 @@ class TrainConfig:
     """
 
     model: str = _field("runet", "unet1, shg or runet", cli=False)
-    dil: int = _field(11, "RU-Net dilation box size (its attention's dil)")
+    dil: int = _field(11, "RU-Net dilation kernel size, pixels (its attention's dil)")
     shift: float = _field(0.5, "RU-Net first binarisation threshold, within (0, 1)")
+    roi_classes: str = _field(
+        "all",
+        "classes of the first segmentation that form RU-Net's region of interest: all "
+        "(LV cavity + myocardium + left atrium) or lvepi (LV cavity + myocardium)",
+        choices=tuple(ROI_CLASSES),
+    )
+    roi_slope: float = _field(100.0, "slope of RU-Net's two parametric sigmoids (paper: 100)")
+    roi_kernel: str = _field(
+        "box",
+        "shape of RU-Net's dilation kernel: box (side dil) or disk (diameter dil)",
+        choices=ROI_KERNELS,
+    )
     width: float = _field(1.0, "filter multiplier (1.0: the paper's models)")
     image_size: tuple[int, int] = _field(
         (256, 256), "model input HxW, multiples of 32", metavar="HxW"
@@ -105,6 +134,29 @@ class TrainConfig:
         "count the background in the Dice loss (else the first U-Net may never predict "
         "background, and the ROI mask keeps the whole image: see val_roi_fraction)",
     )
+    preset: str = _field(
+        "default",
+        "the preset the other values started from (keras_runet.presets; the flag --preset)",
+        cli=False,
+    )
+
+    def build_kwargs(self) -> dict:
+        """The keyword arguments of :func:`keras_runet.models.build_model` for this run
+        (the attention's options are ignored by the models without one).
+
+        >>> TrainConfig(roi_classes="lvepi").build_kwargs()["foreground_classes"]
+        (1, 2)
+        """
+        return {
+            "input_shape": (*self.image_size, 1),
+            "dil": self.dil,
+            "shift": self.shift,
+            "foreground_classes": ROI_CLASSES[self.roi_classes],
+            "slope": self.roi_slope,
+            "kernel": self.roi_kernel,
+            "width": self.width,
+            "dtype": self.dtype,
+        }
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -209,6 +261,12 @@ def train_config(**values) -> TrainConfig:
         check(name, _is_int(v[name]) and v[name] >= 1, "must be at least 1")
     check("learning_rate", _positive_finite(v["learning_rate"]), "must be a positive number")
     check("width", _positive_finite(v["width"]), "must be a positive number")
+    check("roi_slope", _positive_finite(v["roi_slope"]), "must be a positive number")
+    check("roi_classes", v["roi_classes"] in ROI_CLASSES, f"must be {' or '.join(ROI_CLASSES)}")
+    check("roi_kernel", v["roi_kernel"] in ROI_KERNELS, f"must be {' or '.join(ROI_KERNELS)}")
+    from keras_runet.presets import PRESETS
+
+    check("preset", v["preset"] in PRESETS, f"must be one of {', '.join(PRESETS)}")
     check(
         "shift",
         isinstance(v["shift"], (int, float))
@@ -251,7 +309,7 @@ def train_config(**values) -> TrainConfig:
     )
     if weights is not None:
         v["loss_weights"] = {k: float(w) for k, w in weights.items()}
-    for name in ("learning_rate", "width", "shift"):
+    for name in ("learning_rate", "width", "shift", "roi_slope"):
         v[name] = float(v[name])
     return TrainConfig(**v)
 

@@ -136,16 +136,43 @@ def fold_protocol(builder, folds: Sequence[int]) -> dict:
     return {"release": release, "folds": rows, "deviations": deviations}
 
 
+def run_protocol(builder, folds: Sequence[int], config: TrainConfig) -> dict:
+    """:func:`fold_protocol` and the training settings against the paper, in one record.
+
+    Returns:
+        The fold protocol with ``"preset"`` (the name ``config`` started from),
+        ``"fold_deviations"`` (the folds', as :func:`fold_protocol` gives them),
+        ``"setting_deviations"`` (:func:`keras_runet.presets.deviations` of ``config``
+        against the ``paper`` preset) and ``"deviations"``, both lists in that order: what
+        ``runet cv`` prints before it starts and the report's header lists.
+    """
+    from keras_runet.presets import deviations
+
+    protocol = fold_protocol(builder, folds)
+    protocol["preset"] = config.preset
+    protocol["fold_deviations"] = list(protocol["deviations"])
+    protocol["setting_deviations"] = deviations(config, "paper")
+    protocol["deviations"] = protocol["fold_deviations"] + protocol["setting_deviations"]
+    return protocol
+
+
 def format_fold_protocol(protocol: Mapping) -> list[str]:
-    """Lines of a table of patients per fold, and the deviations from the paper."""
-    lines = ["fold  train  validation  test  (the paper: 400 / 50 / 50)"]
+    """Lines of a table of patients per fold, the preset (when the protocol names one,
+    :func:`run_protocol`), and the deviations from the paper."""
+    lines = []
+    if protocol.get("preset"):
+        from keras_runet.presets import PRESET_DESCRIPTIONS
+
+        about = PRESET_DESCRIPTIONS.get(protocol["preset"])
+        lines.append(f"Preset: {protocol['preset']}" + (f" ({about})" if about else ""))
+    lines.append("fold  train  validation  test  (the paper: 400 / 50 / 50)")
     for r in protocol["folds"]:
         mark = "" if r["as_paper"] else "  <- not as in the paper"
         lines.append(
             f"{r['fold']:>4}  {r['train']:>5}  {r['validation']:>10}  {r['test']:>4}{mark}"
         )
     if protocol["deviations"]:
-        lines.append("Deviations from the paper's protocol:")
+        lines.append("Deviations from the paper (folds and settings):")
         lines += [f"- {d}" for d in protocol["deviations"]]
     return lines
 
@@ -301,8 +328,8 @@ def cross_validate(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    protocol = fold_protocol(builder, folds)
-    for line in protocol["deviations"]:
+    protocol = run_protocol(builder, folds, config)
+    for line in protocol["fold_deviations"]:
         log.warning("%s", line)
     settings = {
         "models": list(models),
@@ -367,7 +394,10 @@ def _previous_settings(run_dir: Path, settings: dict, force: bool) -> dict | Non
     for key in ("dataset", "dataset_fingerprint"):
         if key in old and old[key] != settings[key]:
             diffs.append(f"{key} {old[key]} -> {settings[key]}")
-    old_train, new_train = old.get("train", {}), settings["train"]
+    # Through TrainConfig: a field added since (at its default, the old behaviour) is no
+    # difference.
+    old_train = TrainConfig.from_json(old["train"]).to_json() if "train" in old else {}
+    new_train = settings["train"]
     for key in sorted((set(old_train) | set(new_train)) - {"model"}):
         if old_train.get(key) != new_train.get(key):
             diffs.append(f"{key} {old_train.get(key)!r} -> {new_train.get(key)!r}")

@@ -6,7 +6,8 @@ RU-Net turns the first U-Net's segmentation into a region of interest, different
 2. :class:`ParametricSigmoid` (eq. 1 of the paper, slope 100, shift a hyper-parameter)
    binarises it, with a gradient.
 3. :class:`BoxDilation` convolves it with a fixed, normalised ``dil x dil`` box kernel:
-   every pixel within the box of a mask pixel receives a share of its energy.
+   every pixel within the box of a mask pixel receives a share of its energy
+   (:class:`DiskDilation`: a disk of diameter ``dil`` instead, ``kernel="disk"``).
 4. A second :class:`ParametricSigmoid` with shift 0.01 binarises it again, recovering
    the energy the averaging spread thin: the result is the mask dilated by the box.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 _PACKAGE = "keras_runet"
@@ -135,6 +137,82 @@ class BoxDilation(keras.layers.Layer):
         return config
 
 
+def disk_kernel(dil: int) -> np.ndarray:
+    """The ``dil x dil`` 0/1 footprint of a disk of diameter ``dil``: the pixels whose
+    centres lie within ``dil / 2`` of the kernel's centre (``(dil - 1) / 2`` in both axes).
+
+    It spans ``dil`` pixels along the rows and the columns, as the box does, and is the box
+    for ``dil <= 3``; the same footprint as ``skimage.draw.disk`` of that centre and radius.
+
+    >>> disk_kernel(5).astype(int)
+    array([[0, 1, 1, 1, 0],
+           [1, 1, 1, 1, 1],
+           [1, 1, 1, 1, 1],
+           [1, 1, 1, 1, 1],
+           [0, 1, 1, 1, 0]])
+    """
+    dil = int(dil)
+    offsets = np.arange(dil) - (dil - 1) / 2
+    return (offsets[:, None] ** 2 + offsets[None, :] ** 2) <= (dil / 2) ** 2
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DiskDilation(keras.layers.Layer):
+    """Fixed-kernel dilation by a disk: convolution with the normalised footprint of
+    :func:`disk_kernel` (diameter ``dil``), 'same' padding.
+
+    As :class:`BoxDilation`, with a disk instead of the box: the support of the output is
+    the input's support dilated by the disk, so the reach beyond a boundary is the same in
+    every direction (the box reaches ``sqrt(2)`` times further along its diagonals). The
+    kernel is a constant (``dil ** 2`` multiply-adds per pixel: not separable); the layer
+    has no variables. An even ``dil`` follows the 'same' convention of :class:`BoxDilation`.
+
+    Args:
+        dil: diameter of the disk in pixels. ``dil = 1`` is the identity.
+        **kwargs: passed to ``keras.layers.Layer``.
+
+    Input shape:
+        ``(batch, H, W, C)``; each channel is dilated on its own.
+    """
+
+    def __init__(self, dil: int = 11, **kwargs):
+        super().__init__(**_float32_policy(kwargs))
+        if int(dil) != dil or int(dil) < 1:
+            raise ValueError(f"DiskDilation: dil must be a positive integer, got {dil!r}")
+        self.dil = int(dil)
+        footprint = disk_kernel(self.dil).astype("float32")
+        self._kernel = (footprint / footprint.sum()).reshape(self.dil, self.dil, 1, 1)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        if self.dil == 1:
+            return x
+        channels = x.shape[-1]
+        if channels is None:
+            raise ValueError("DiskDilation: the number of channels must be known")
+        if channels != 1:  # as BoxDilation: channels folded into the batch
+            shape = ops.shape(x)
+            x = ops.transpose(x, (0, 3, 1, 2))
+            x = ops.reshape(x, (-1, shape[1], shape[2], 1))
+        x = ops.conv(x, ops.convert_to_tensor(self._kernel), padding="same")
+        if channels != 1:
+            x = ops.reshape(x, (shape[0], channels, shape[1], shape[2]))
+            x = ops.transpose(x, (0, 2, 3, 1))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dil": self.dil})
+        return config
+
+
+#: The dilation layer of each kernel shape (``TrainConfig.roi_kernel``).
+DILATION_LAYERS = {"box": BoxDilation, "disk": DiskDilation}
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class ForegroundProbability(keras.layers.Layer):
     """Sum of the softmax probabilities of the foreground classes: ``(B, H, W, C) -> (B, H, W, 1)``.
@@ -183,8 +261,8 @@ class ForegroundProbability(keras.layers.Layer):
 class RoiAttention(keras.layers.Layer):
     """RU-Net's differentiable hard attention: the image masked by the dilated first segmentation.
 
-    ``image * sig_0.01(box_dil(sig_shift(foreground(probabilities))))``, with the slope of
-    both sigmoids at ``slope``.
+    ``image * sig_0.01(dilate_dil(sig_shift(foreground(probabilities))))``, with the slope of
+    both sigmoids at ``slope`` and ``dilate`` the box (or disk) dilation of ``kernel``.
 
     Note what eq. (1) implies with the paper's values (slope 100, second shift 0.01): far
     from the region of interest the box mean is 0 and the mask is ``sig(-1) = 0.27``, so
@@ -198,6 +276,8 @@ class RoiAttention(keras.layers.Layer):
         slope: steepness of both sigmoids (paper: 100).
         dilated_shift: threshold of the second binarisation (paper: 0.01).
         foreground_classes: classes forming the region of interest (default: all but 0).
+        kernel: the dilation kernel, ``"box"`` (side ``dil``; the default, what models
+            saved before this option had) or ``"disk"`` (diameter ``dil``).
         **kwargs: passed to ``keras.layers.Layer``.
 
     Call arguments:
@@ -213,9 +293,15 @@ class RoiAttention(keras.layers.Layer):
         slope: float = 100.0,
         dilated_shift: float = 0.01,
         foreground_classes: Sequence[int] | None = None,
+        kernel: str = "box",
         **kwargs,
     ):
         super().__init__(**_float32_policy(kwargs))
+        if kernel not in DILATION_LAYERS:
+            raise ValueError(
+                f"RoiAttention: kernel must be {' or '.join(DILATION_LAYERS)}, got {kernel!r}"
+            )
+        self.kernel = kernel
         self.dil = int(dil)
         self.shift = float(shift)
         self.slope = float(slope)
@@ -225,7 +311,7 @@ class RoiAttention(keras.layers.Layer):
         )
         self.foreground = ForegroundProbability(self.foreground_classes, name="foreground")
         self.binarise = ParametricSigmoid(self.slope, self.shift, name="binarise")
-        self.dilate = BoxDilation(self.dil, name="dilate")
+        self.dilate = DILATION_LAYERS[kernel](self.dil, name="dilate")
         self.rebinarise = ParametricSigmoid(self.slope, self.dilated_shift, name="rebinarise")
 
     def build(self, input_shape):
@@ -256,6 +342,7 @@ class RoiAttention(keras.layers.Layer):
                 "slope": self.slope,
                 "dilated_shift": self.dilated_shift,
                 "foreground_classes": self.foreground_classes,
+                "kernel": self.kernel,
             }
         )
         return config

@@ -17,7 +17,7 @@ Architectures:
   narrowed from 128 to 96 filters: 1.52 M each) with deep supervision; stages 2 and 3 take the
   image concatenated with the previous stage's softmax. 4.58 M parameters (paper: 4.5 M).
 - **RU-Net**: U-Net 1 -> :class:`~keras_runet.layers.RoiAttention` (foreground probability,
-  parametric sigmoid at ``shift``, ``dil x dil`` box dilation, parametric sigmoid at 0.01,
+  parametric sigmoid at ``shift``, ``dil x dil`` box (or disk) dilation, parametric sigmoid at 0.01,
   times the image) -> a second U-Net 1 on the masked image. 3.95 M parameters (paper: 3.9 M).
 
 Because U-Net 1 pools five times, H and W must be multiples of 32 (or None for a fully
@@ -219,6 +219,7 @@ def build_runet(
     *,
     foreground_classes: Sequence[int] | None = None,
     slope: float = 100.0,
+    kernel: str = "box",
     width: float = 1.0,
     dtype=None,
     name: str = "runet",
@@ -232,6 +233,8 @@ def build_runet(
         foreground_classes: classes whose probability forms the region of interest
             (default: all but the background).
         slope: slope of both parametric sigmoids (paper: 100).
+        kernel: shape of the dilation kernel, ``"box"`` (side ``dil``, the default) or
+            ``"disk"`` (diameter ``dil``); see :class:`~keras_runet.layers.RoiAttention`.
 
     Returns:
         A ``keras.Model`` with outputs ``{"coarse": first softmax, "segmentation": final}``.
@@ -253,6 +256,7 @@ def build_runet(
         shift=shift,
         slope=slope,
         foreground_classes=foreground_classes,
+        kernel=kernel,
         name="roi_attention",
     )([image, coarse])
     seg = unet_block(masked, prefix="unet2", output_name="segmentation", **kwargs)
@@ -289,8 +293,10 @@ _UNET1, _SHG, _RUNET = MODEL_NAMES
 def build_model(model_name: str, **kwargs) -> keras.Model:
     """Build one of :data:`MODEL_NAMES` (``"unet1"``, ``"shg"``, ``"runet"``) by name.
 
-    ``dil`` and ``shift`` are accepted (and ignored) for the models that have no attention,
-    so that callers can pass one set of options to every model.
+    The attention's options (``dil``, ``shift``, ``foreground_classes``, ``slope``,
+    ``kernel``) are accepted (and ignored) for the models that have no attention, so that
+    callers can pass one set of options to every model
+    (:meth:`keras_runet.config.TrainConfig.build_kwargs`).
     """
     key = str(model_name).lower().replace("-", "").replace("_", "")
     if key not in _BUILDERS:
@@ -300,6 +306,7 @@ def build_model(model_name: str, **kwargs) -> keras.Model:
         kwargs.pop("shift", None)
         kwargs.pop("foreground_classes", None)
         kwargs.pop("slope", None)
+        kwargs.pop("kernel", None)
     return _BUILDERS[key](**kwargs)
 
 

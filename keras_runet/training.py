@@ -282,14 +282,7 @@ def build_and_compile(config: TrainConfig) -> keras.Model:
     """The model of a :class:`TrainConfig`, compiled with :func:`~keras_runet.models.compile_model`."""
     from keras_runet.models import build_model, compile_model
 
-    model = build_model(
-        config.model,
-        input_shape=(*config.image_size, 1),
-        dil=config.dil,
-        shift=config.shift,
-        width=config.width,
-        dtype=config.dtype,
-    )
+    model = build_model(config.model, **config.build_kwargs())
     return compile_model(
         model,
         learning_rate=config.learning_rate,

@@ -4,7 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from keras_runet.layers import BoxDilation, ForegroundProbability, ParametricSigmoid, RoiAttention
+from keras_runet.layers import (
+    BoxDilation,
+    DiskDilation,
+    ForegroundProbability,
+    ParametricSigmoid,
+    RoiAttention,
+)
 
 
 def box_mean_reference(mask, dil):
@@ -129,8 +135,10 @@ def test_roi_attention_masks_the_image_outside_the_dilated_roi():
     [
         ParametricSigmoid(slope=50.0, shift=0.3),
         BoxDilation(dil=7),
+        DiskDilation(dil=6),
         ForegroundProbability([1, 2]),
         RoiAttention(dil=13, shift=0.7, slope=80.0, foreground_classes=[1, 2]),
+        RoiAttention(dil=9, kernel="disk"),
     ],
     ids=lambda layer: type(layer).__name__,
 )
@@ -166,3 +174,98 @@ def test_layers_compute_in_float32_under_mixed_precision():
     out = keras.ops.convert_to_numpy(layer(x))
     assert out.dtype == np.float32
     assert (out > 0).sum() == 900
+
+
+# --- the attention's open choices (issue 15): the dilation kernel, the ROI classes ----------
+
+
+@pytest.mark.parametrize("dil", [1, 2, 3, 5, 8, 11, 30])
+def test_disk_kernel_is_the_disk_of_diameter_dil(dil):
+    from skimage.draw import disk
+
+    from keras_runet.layers import disk_kernel
+
+    centre = (dil - 1) / 2
+    reference = np.zeros((dil, dil), bool)
+    reference[disk((centre, centre), dil / 2, shape=(dil, dil))] = True
+    np.testing.assert_array_equal(disk_kernel(dil), reference)
+    assert disk_kernel(dil).any(axis=0).all() and disk_kernel(dil).any(axis=1).all()  # spans dil
+    if dil <= 3:
+        assert disk_kernel(dil).all()  # a disk this small is its box
+
+
+@pytest.mark.parametrize("dil", [1, 4, 11, 30])
+def test_disk_dilation_turns_one_pixel_into_a_disk(dil):
+    from keras_runet.layers import disk_kernel
+
+    image = np.zeros((64, 64), "float32")
+    image[30, 33] = 1.0
+    out = keras.ops.convert_to_numpy(DiskDilation(dil)(as_batch(image)))[0, ..., 0]
+    footprint = disk_kernel(dil)
+    expected = np.zeros_like(image)
+    r0, c0 = 30 - dil // 2, 33 - dil // 2  # the 'same' convention of BoxDilation
+    expected[r0 : r0 + dil, c0 : c0 + dil] = footprint / footprint.sum()
+    np.testing.assert_allclose(out, expected, atol=1e-7)
+    assert (out > 1e-9).sum() == footprint.sum()
+    x = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    per_channel = keras.ops.convert_to_numpy(DiskDilation(dil)(x))
+    alone = keras.ops.convert_to_numpy(DiskDilation(dil)(x[..., 1:2]))
+    np.testing.assert_allclose(per_channel[..., 1:2], alone, atol=1e-6)
+
+
+def _half_plane_reach(kernel: str, dil: int) -> float:
+    """How far RU-Net's mask (>= 0.5) reaches beyond a straight ROI edge, in pixels."""
+    from scipy import ndimage
+
+    size = 96
+    roi = np.zeros((size, size), bool)
+    roi[:, :40] = True
+    probs = np.zeros((1, size, size, 4), "float32")
+    probs[0, ..., 0] = ~roi
+    probs[0, ..., 1] = roi
+    _, mask = RoiAttention(dil=dil, kernel=kernel)(
+        [np.ones((1, size, size, 1), "float32"), probs], return_mask=True
+    )
+    kept = keras.ops.convert_to_numpy(mask)[0, ..., 0] >= 0.5
+    return float(ndimage.distance_transform_edt(~roi)[kept].max())
+
+
+@pytest.mark.parametrize("dil", [5, 11, 30])
+def test_roi_margin_along_the_axes_is_half_the_kernel_for_both_kernels(dil):
+    assert _half_plane_reach("box", dil) == (dil - 1) // 2
+    assert _half_plane_reach("disk", dil) == (dil - 1) // 2
+
+
+def test_roi_of_lv_and_myocardium_excludes_the_atrium():
+    from keras_runet.config import ROI_CLASSES
+
+    size = 64
+    probs = np.zeros((1, size, size, 4), "float32")
+    probs[..., 0] = 1.0
+    probs[0, 5:15, 20:30] = [0, 0, 0, 1]  # atrium
+    probs[0, 40:50, 20:30] = [0, 1, 0, 0]  # LV cavity
+    image = np.ones((1, size, size, 1), "float32")
+    background = 1.0 / (1.0 + np.e)  # sig(-1): what the mask is outside the ROI
+    for name, atrium_kept in (("all", True), ("lvepi", False)):
+        layer = RoiAttention(dil=3, foreground_classes=ROI_CLASSES[name])
+        _, mask = layer([image, probs], return_mask=True)
+        mask = keras.ops.convert_to_numpy(mask)[0, ..., 0]
+        assert mask[45, 25] == pytest.approx(1.0, abs=1e-4)
+        assert mask[10, 25] == pytest.approx(1.0 if atrium_kept else background, abs=1e-4)
+    assert ROI_CLASSES["lvepi"] == (1, 2) and ROI_CLASSES["all"] == (1, 2, 3)
+
+
+def test_roi_attention_configs_saved_before_the_kernel_option_still_load():
+    layer = RoiAttention(dil=13, shift=0.7, kernel="disk")
+    assert isinstance(layer.dilate, DiskDilation) and layer.get_config()["kernel"] == "disk"
+    assert RoiAttention.from_config(layer.get_config()).kernel == "disk"
+    old = RoiAttention(dil=13, shift=0.7).get_config()
+    del old["kernel"]  # what get_config wrote before this option existed
+    restored = RoiAttention.from_config(old)
+    assert restored.kernel == "box" and isinstance(restored.dilate, BoxDilation)
+    assert (restored.dil, restored.shift, restored.slope) == (13, 0.7, 100.0)
+    serialized = keras.saving.serialize_keras_object(RoiAttention(dil=5))
+    del serialized["config"]["kernel"]
+    assert keras.saving.deserialize_keras_object(serialized).kernel == "box"
+    with pytest.raises(ValueError, match="kernel must be box or disk, got 'ring'"):
+        RoiAttention(kernel="ring")

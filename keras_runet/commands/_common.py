@@ -150,6 +150,24 @@ def workers_from_args(args) -> int:
     return args.workers
 
 
+# The namespace attributes where add_training_arguments leaves what train_config_from_args
+# needs besides the flags' values: the flags given on the command line, the command's own
+# defaults (tune: the epochs of a trial).
+_GIVEN = "_training_flags_given"
+_COMMAND_DEFAULTS = "_training_command_defaults"
+
+
+class _TrainingFlag(argparse.Action):
+    """Stores a training flag's value and notes that it was given (it overrides the preset)."""
+
+    def __init__(self, option_strings, dest, nargs=None, const=None, **kwargs):
+        super().__init__(option_strings, dest, nargs=nargs, const=const, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        setattr(namespace, _GIVEN, {*getattr(namespace, _GIVEN, ()), self.dest})
+
+
 def add_training_arguments(
     p,
     *,
@@ -162,6 +180,10 @@ def add_training_arguments(
     """The training flags, one per :class:`~keras_runet.config.TrainConfig` field (its
     metadata: flag, help, choices), with the dataclass's defaults; returns the group.
 
+    Unless ``only`` or ``default_note`` is given, the group also has ``--preset``
+    (:mod:`keras_runet.presets`): :func:`train_config_from_args` starts from the preset's
+    values, then the command's ``defaults``, then the flags given on the command line.
+
     Args:
         title: the argument group's title.
         defaults: defaults of this command that differ from the dataclass's (tune: the
@@ -172,6 +194,7 @@ def add_training_arguments(
             their help shows this instead (demo: the default depends on ``--quick``).
     """
     from keras_runet.config import TrainConfig, cli_fields, flag_of
+    from keras_runet.presets import DEFAULT_PRESET, PRESET_DESCRIPTIONS, PRESETS
 
     group = p.add_argument_group(title)
     defaults = dict(defaults or {})
@@ -179,14 +202,32 @@ def add_training_arguments(
     if unknown:
         raise ValueError(f"no TrainConfig field {', '.join(sorted(unknown))}")
     exclude = set(exclude)
+    with_preset = only is None and default_note is None
+    if with_preset:
+        described = "; ".join(f"{k}: {v}" for k, v in PRESET_DESCRIPTIONS.items())
+        group.add_argument(
+            "--preset",
+            choices=tuple(PRESETS),
+            default=DEFAULT_PRESET,
+            help=f"the values the other training flags start from ({described}); a flag "
+            f"given explicitly overrides its preset value (default: {DEFAULT_PRESET}; "
+            "docs/presets.md)",
+        )
+        p.set_defaults(**{_COMMAND_DEFAULTS: defaults})
+    paper = PRESETS["paper"]
     for field in cli_fields():
         if field.name in exclude or (only is not None and field.name not in only):
             continue
         meta = field.metadata
         default = defaults.get(field.name, field.default)
         kwargs: dict = {"dest": field.name}
+        if with_preset:
+            kwargs["action"] = _TrainingFlag
         if isinstance(field.default, bool):
-            kwargs["action"] = "store_false" if meta.get("negate") else "store_true"
+            if with_preset:
+                kwargs.update(nargs=0, const=not meta.get("negate"))
+            else:
+                kwargs["action"] = "store_false" if meta.get("negate") else "store_true"
             shown = None  # a switch: its help says what it does
         else:
             if field.name == "image_size":
@@ -206,8 +247,17 @@ def add_training_arguments(
             help_text += f" (default: {default_note})"
         else:
             kwargs["default"] = default
-            if shown is not None:
-                help_text += f" (default: {shown})"
+            notes = [] if shown is None else [f"default: {shown}"]
+            if with_preset and field.name not in defaults and field.name in paper:
+                value = paper[field.name].value
+                if value != field.default:
+                    if isinstance(value, bool):
+                        value = "on" if value == (not meta.get("negate")) else "off"
+                    elif field.name == "image_size":
+                        value = "x".join(map(str, value))
+                    notes.append(f"--preset paper: {value}")
+            if notes:
+                help_text += f" ({'; '.join(notes)})"
         group.add_argument(flag_of(field.name), help=help_text, **kwargs)
     return group
 
@@ -215,6 +265,10 @@ def add_training_arguments(
 def train_config_from_args(args, model: str | None = None, **base):
     """The :class:`~keras_runet.config.TrainConfig` of the training flags in ``args``
     (:func:`add_training_arguments`), checked by :func:`keras_runet.config.train_config`.
+
+    With a ``--preset`` (train, cv, tune): the preset's values, then ``base``, then the
+    command's own defaults, then the flags given on the command line, each overriding
+    the one before; without (demo, the architecture options): ``base``, then the flags.
 
     Args:
         args: the parsed arguments.
@@ -227,10 +281,24 @@ def train_config_from_args(args, model: str | None = None, **base):
     """
     from keras_runet.config import ConfigError, cli_fields, train_config
 
-    values = dict(base)
-    for field in cli_fields():
-        if hasattr(args, field.name):
-            values[field.name] = getattr(args, field.name)
+    preset = getattr(args, "preset", None)
+    if preset is not None:
+        from keras_runet.presets import preset_values
+
+        try:
+            values = {**preset_values(preset), **base, "preset": preset}
+        except ValueError as err:
+            raise UsageError(f"--preset: {err}") from None
+        values.update(getattr(args, _COMMAND_DEFAULTS, {}))
+        given = getattr(args, _GIVEN, set())
+        for field in cli_fields():
+            if field.name in given:
+                values[field.name] = getattr(args, field.name)
+    else:
+        values = dict(base)
+        for field in cli_fields():
+            if hasattr(args, field.name):
+                values[field.name] = getattr(args, field.name)
     if model is not None:
         values["model"] = model
     try:
@@ -247,7 +315,7 @@ def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
     group = add_training_arguments(
         parser,
         title="architecture (only for a .weights.h5 checkpoint)",
-        only=("dil", "shift", "width", "image_size"),
+        only=("dil", "shift", "roi_classes", "roi_slope", "roi_kernel", "width", "image_size"),
     )
     group.add_argument("--model-kind", choices=model_choices(), help="the checkpoint's model")
     # The spelling of versions <= 0.1 (two numbers), kept working, not listed.
@@ -260,6 +328,7 @@ def load_model_from_args(args):
     """Load ``args.model`` in safe mode (a UsageError on a bad file); the architecture
     options are used for a weights-only checkpoint."""
     import keras_runet.models  # noqa: F401  (registers the custom objects before the load)
+    from keras_runet.config import ROI_CLASSES
     from keras_runet.export import ExportError, load_model
 
     size = tuple(args.input_size) if args.input_size else tuple(args.image_size)
@@ -269,6 +338,9 @@ def load_model_from_args(args):
             model_kind=args.model_kind,
             dil=args.dil,
             shift=args.shift,
+            foreground_classes=ROI_CLASSES[args.roi_classes],
+            slope=args.roi_slope,
+            kernel=args.roi_kernel,
             input_shape=(*size, 1),
             width=args.width,
         )
@@ -318,3 +390,25 @@ def prepare_dataset(manual_dir: Path, data_dir: Path, config: str, **kwargs):
     except CamusFormatError as err:
         first = str(err).strip().splitlines()[0]
         raise UsageError(f"{manual_dir}: {first}") from None
+
+
+def check_split(builder, split: str) -> str:
+    """``split`` (a TFDS split string, e.g. ``group1+group2[:50%]``) if every split it names
+    is prepared in ``builder``; else a UsageError listing the prepared ones."""
+    unknown = [p for p in split.split("[")[0].split("+") if p not in builder.info.splits]
+    if unknown:
+        raise UsageError(
+            f"unknown split {', '.join(unknown)}; prepared: {', '.join(sorted(builder.info.splits))}"
+        )
+    return split
+
+
+def fold_split(builder, fold: int, part: str) -> str:
+    """The TFDS split string of ``part`` ("train", "validation" or "test") of the paper's
+    fold ``fold`` in ``builder``; a fold the dataset cannot form is a UsageError."""
+    from keras_runet.cross_validation import fold_split_strings
+
+    try:
+        return fold_split_strings(builder, fold)[part]
+    except ValueError as err:
+        raise UsageError(str(err)) from None

@@ -45,9 +45,9 @@ def run(args) -> int:
     from keras_runet.cross_validation import (
         SettingsMismatchError,
         cross_validate,
-        fold_protocol,
         fold_split_strings,
         format_fold_protocol,
+        run_protocol,
     )
     from keras_runet.training import NonFiniteLossError
 
@@ -56,8 +56,8 @@ def run(args) -> int:
             fold_split_strings(builder, k)
         except ValueError as err:
             raise UsageError(str(err)) from None
-    print(f"Patients per fold in {builder.info.full_name}:")
-    for line in format_fold_protocol(fold_protocol(builder, folds)):
+    print(f"Patients per fold in {builder.info.full_name}, and the settings against the paper:")
+    for line in format_fold_protocol(run_protocol(builder, folds, config)):
         print(f"  {line}")
     print(flush=True)
     try:

@@ -38,23 +38,11 @@ def run(args) -> int:
     config = _common.train_config_from_args(args, model[0])
     builder = _common.get_builder(args)
     if args.split:
-        train_split, val_split = args.split
-        for s in args.split:
-            base = s.split("[")[0]
-            for part in base.split("+"):
-                if part not in builder.info.splits:
-                    raise UsageError(
-                        f"unknown split {part!r}; prepared: {', '.join(sorted(builder.info.splits))}"
-                    )
+        train_split, val_split = (_common.check_split(builder, s) for s in args.split)
     else:
-        from keras_runet.cross_validation import fold_split_strings
-
         (fold,) = _common.parse_folds(args.fold) or [1]
-        try:
-            splits = fold_split_strings(builder, fold)
-        except ValueError as err:
-            raise UsageError(str(err)) from None
-        train_split, val_split = splits["train"], splits["validation"]
+        train_split = _common.fold_split(builder, fold, "train")
+        val_split = _common.fold_split(builder, fold, "validation")
     from keras_runet.training import NonFiniteLossError, train
 
     try:
@@ -76,7 +64,7 @@ def run(args) -> int:
     if result.resumed_from and not result.skipped:
         state += f" (resumed after epoch {result.resumed_from})"
     print(
-        f"{config.model}: {state}, {result.epochs_run} epochs, best val_segmentation_dice "
+        f"{config.model} (preset {config.preset}): {state}, {result.epochs_run} epochs, best val_segmentation_dice "
         f"{result.best_score:.4f}; best model: {result.best_path}"
     )
     return 0

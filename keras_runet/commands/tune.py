@@ -50,6 +50,18 @@ def add_arguments(p):
     g.add_argument("--shift-range", default="0.1,0.9", help="LOW,HIGH of shift (0.1,0.9)")
     g.add_argument("--shift-step", type=float, help="step of shift (grid; default continuous)")
     g.add_argument("--shift-values", help="explicit shift values instead, e.g. 0.5,0.7")
+    g.add_argument(
+        "--roi-classes-values",
+        help="also search RU-Net's ROI classes, e.g. all,lvepi (default: fixed, --roi-classes)",
+    )
+    g.add_argument(
+        "--roi-kernel-values",
+        help="also search the dilation kernel, e.g. box,disk (default: fixed, --roi-kernel)",
+    )
+    g.add_argument(
+        "--roi-slope-values",
+        help="also search the sigmoids' slope, e.g. 50,100 (default: fixed, --roi-slope)",
+    )
     g.add_argument("--tune-lr", action="store_true", help="also tune the learning rate")
     g.add_argument("--lr-range", default="1e-4,1e-2", help="LOW,HIGH of the lr (1e-4,1e-2)")
     g.add_argument(
@@ -116,7 +128,7 @@ def _values(value: str | None, option: str, kind=float):
     if value is None:
         return None
     try:
-        parts = [kind(v) for v in value.split(",") if v.strip()]
+        parts = [kind(v.strip()) for v in value.split(",") if v.strip()]
     except ValueError:
         raise UsageError(f"bad {option} {value!r}: use comma-separated numbers") from None
     if not parts:
@@ -159,6 +171,9 @@ def _space(args):
             shift_range=_pair(args.shift_range, "--shift-range"),
             shift_step=args.shift_step,
             shift_values=_values(args.shift_values, "--shift-values"),
+            roi_classes_values=_values(args.roi_classes_values, "--roi-classes-values", str),
+            roi_kernel_values=_values(args.roi_kernel_values, "--roi-kernel-values", str),
+            roi_slope_values=_values(args.roi_slope_values, "--roi-slope-values"),
             tune_learning_rate=args.tune_lr,
             learning_rate_range=_pair(args.lr_range, "--lr-range"),
             tune_loss_weights=args.tune_loss_weights,
@@ -184,8 +199,8 @@ def run(args) -> int:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
     config = _common.train_config_from_args(args, "runet")
     workers = _common.workers_from_args(args)
-    if args.oracle == "hyperband" and args.epochs < 2:
-        raise UsageError(f"--oracle hyperband needs --epochs >= 2 (its largest budget), got {args.epochs}")  # fmt: skip
+    if args.oracle == "hyperband" and config.epochs < 2:
+        raise UsageError(f"--oracle hyperband needs --epochs >= 2 (its largest budget), got {config.epochs}")  # fmt: skip
     space = _space(args)
     if args.oracle == "grid" and not space.is_finite():
         raise UsageError(
@@ -225,7 +240,7 @@ def run(args) -> int:
             oracle=args.oracle,
             objective=args.objective,
             max_trials=args.max_trials,
-            seed=args.seed,
+            seed=config.seed,
             eval_workers=workers,
             fit_verbose=1 if args.verbose else 0,
             overwrite=args.overwrite,
@@ -252,6 +267,9 @@ def run(args) -> int:
         print("no completed trial: no best hyper-parameters")
         return 1
     hps = [f"dil={best['dil']}", f"shift={_fmt(best['shift'])}"]
+    for name in ("roi_classes", "roi_kernel", "roi_slope"):
+        if best.get(name) is not None:
+            hps.append(f"{name}={_fmt(best[name])}")
     if best.get("learning_rate") is not None:
         hps.append(f"learning_rate={_fmt(best['learning_rate'])}")
     if best.get("coarse_loss_weight") is not None:
@@ -298,6 +316,9 @@ def _print_table(rows) -> None:
         ("status", "status"),
         ("dil", "dil"),
         ("shift", "shift"),
+        ("roi_classes", "roi_classes"),
+        ("kernel", "roi_kernel"),
+        ("slope", "roi_slope"),
         ("lr", "learning_rate"),
         ("coarse_w", "coarse_loss_weight"),
         ("epochs", "epochs"),

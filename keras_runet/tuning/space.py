@@ -1,5 +1,6 @@
-"""The search space of a study: RU-Net's ``dil`` and ``shift``, optionally the learning rate
-and the ``coarse`` loss weight, and the one mapping of their values to a training config.
+"""The search space of a study: RU-Net's ``dil`` and ``shift``, optionally its attention's
+open choices (ROI classes, dilation kernel, sigmoid slope), the learning rate and the
+``coarse`` loss weight, and the one mapping of their values to a training config.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ if TYPE_CHECKING:
 
     from keras_runet.config import TrainConfig
 
-#: Hyper-parameter names in the KerasTuner space.
-HP_NAMES = ("dil", "shift", "learning_rate", "coarse_loss_weight")
+#: Hyper-parameter names in the KerasTuner space (the ``roi_*`` ones are TrainConfig fields).
+HP_NAMES = (
+    "dil",
+    "shift",
+    "roi_classes",
+    "roi_kernel",
+    "roi_slope",
+    "learning_rate",
+    "coarse_loss_weight",
+)
+#: The attention's choices a study may search (fixed at the base config's value by default).
+ROI_HP_NAMES = ("roi_classes", "roi_kernel", "roi_slope")
 
 
 def _check_range(name, value, kind, low_limit, high_limit=None):
@@ -45,6 +56,10 @@ class SearchSpace:
         shift_range: ``(low, high)`` of the first binarisation threshold, within (0, 1).
         shift_step: step of ``shift`` within its range (None: continuous).
         shift_values: explicit ``shift`` values instead of the range.
+        roi_classes_values: search these ROI classes (``keras_runet.config.ROI_CLASSES``
+            names, e.g. ``("all", "lvepi")``); None: the base config's, not searched.
+        roi_kernel_values: search these dilation kernels (``("box", "disk")``); None: fixed.
+        roi_slope_values: search these slopes of the two sigmoids; None: fixed.
         tune_learning_rate: also tune Adam's learning rate (log scale).
         learning_rate_range: its ``(low, high)``.
         tune_loss_weights: also tune the weight of the ``coarse`` output's loss (the
@@ -63,6 +78,9 @@ class SearchSpace:
     shift_range: tuple[float, float] = (0.1, 0.9)
     shift_step: float | None = None
     shift_values: tuple[float, ...] | None = None
+    roi_classes_values: tuple[str, ...] | None = None
+    roi_kernel_values: tuple[str, ...] | None = None
+    roi_slope_values: tuple[float, ...] | None = None
     tune_learning_rate: bool = False
     learning_rate_range: tuple[float, float] = (1e-4, 1e-2)
     tune_loss_weights: bool = False
@@ -94,6 +112,36 @@ class SearchSpace:
             if not values or not all(0 < v < 1 for v in values):
                 raise ValueError(f"shift_values must be within (0, 1), got {self.shift_values!r}")
             self.shift_values = values
+        from keras_runet.config import ROI_CLASSES, ROI_KERNELS
+
+        for name, allowed in (
+            ("roi_classes_values", tuple(ROI_CLASSES)),
+            ("roi_kernel_values", ROI_KERNELS),
+        ):
+            given = getattr(self, name)
+            if given is not None:
+                # In the declared order (a grid runs the first value first), duplicates out.
+                values = tuple(dict.fromkeys(str(v) for v in given))
+                bad = [v for v in values if v not in allowed]
+                if bad or not values:
+                    raise ValueError(f"{name} must be some of {', '.join(allowed)}, got {given!r}")
+                setattr(self, name, values)
+        if self.roi_slope_values is not None:
+            values = tuple(sorted({float(v) for v in self.roi_slope_values}))
+            if not values or not all(math.isfinite(v) and v > 0 for v in values):
+                raise ValueError(
+                    f"roi_slope_values must be positive numbers, got {self.roi_slope_values!r}"
+                )
+            self.roi_slope_values = values
+
+    def _roi_choices(self) -> dict[str, tuple]:
+        """The attention's searched choices: name -> values (only those given)."""
+        given = {
+            "roi_classes": self.roi_classes_values,
+            "roi_kernel": self.roi_kernel_values,
+            "roi_slope": self.roi_slope_values,
+        }
+        return {k: v for k, v in given.items() if v is not None}
 
     def is_finite(self) -> bool:
         """Whether every tuned hyper-parameter takes finitely many values (grid search)."""
@@ -113,7 +161,7 @@ class SearchSpace:
         else:
             low, high = self.shift_range
             n_shift = int(math.floor((high - low) / self.shift_step + 1e-9)) + 1
-        return n_dil * n_shift
+        return math.prod([n_dil, n_shift, *(len(v) for v in self._roi_choices().values())])
 
     def declare(self, hp: keras_tuner.HyperParameters) -> dict:
         """Declare the space on ``hp``; return the current values by name."""
@@ -126,6 +174,8 @@ class SearchSpace:
         else:
             shift = hp.Float("shift", *self.shift_range, step=self.shift_step)
         values = {"dil": int(dil), "shift": float(shift)}
+        for name, choices in self._roi_choices().items():
+            values[name] = hp.Choice(name, list(choices), ordered=name == "roi_slope")
         if self.tune_learning_rate:
             values["learning_rate"] = hp.Float(
                 "learning_rate", *self.learning_rate_range, sampling="log"
@@ -150,9 +200,10 @@ def train_config_for(
     and for retraining the best one (:func:`keras_runet.tuning.best_train_config`).
 
     Args:
-        values: ``dil`` and ``shift``, and optionally ``learning_rate`` and
-            ``coarse_loss_weight`` (:data:`HP_NAMES`; absent or None: not tuned, the
-            base config's value stays). Other keys are ignored.
+        values: ``dil`` and ``shift``, and optionally ``roi_classes``, ``roi_kernel``,
+            ``roi_slope``, ``learning_rate`` and ``coarse_loss_weight`` (:data:`HP_NAMES`;
+            absent or None: not tuned, the base config's value stays). Other keys are
+            ignored.
         base_config: the config every trial starts from.
         epochs: replaces the base config's epochs when given (Hyperband's budget).
 
@@ -169,6 +220,9 @@ def train_config_for(
         (11, 0.7, 3, True)
     """
     changes = {"dil": int(values["dil"]), "shift": float(values["shift"])}
+    for name in ROI_HP_NAMES:
+        if values.get(name) is not None:
+            changes[name] = float(values[name]) if name == "roi_slope" else str(values[name])
     if values.get("learning_rate") is not None:
         changes["learning_rate"] = float(values["learning_rate"])
     if values.get("coarse_loss_weight") is not None:
