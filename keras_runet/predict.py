@@ -15,7 +15,10 @@ For every image file (PNG, MetaImage ``.mhd``, NIfTI ``.nii`` / ``.nii.gz``) thi
    cavity (LVendo) and of the filled epicardium (LVepi), which need no ground truth: a value
    below the lowest seen on expert annotations
    (:class:`keras_runet.evaluation.OutlierThresholds`), or a missing structure, marks the
-   image as a *suspicious shape*, a likely failure worth a look. One CSV row per image
+   image as a *suspicious shape*, a likely failure worth a look; the *quality score*
+   (:func:`keras_runet.evaluation.quality_score`: the smallest normalised margin of those
+   criteria to their limits, negative exactly when the image is flagged, -inf for a missing
+   structure) ranks the images from the most to the least suspicious. One CSV row per image
    (``OUT/predictions.csv``).
 
 A file that cannot be used (not an image, several channels, empty, NaN, a 3-D sequence...)
@@ -34,7 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_runet.evaluation import OutlierThresholds, anatomical_outlier, convexity, simplicity
+from keras_runet.evaluation import (
+    OutlierThresholds,
+    anatomical_outlier,
+    quality_score,
+    shape_metrics,
+)
 from tfds_camus.atomic import atomic_path
 from tfds_camus.vocabulary import STRUCTURES
 
@@ -71,6 +79,7 @@ CSV_COLUMNS = (
     *(f"{s}_{m}" for s in STRUCTURES for m in ("area_px", "convexity", "simplicity")),
     "suspicious_shape",
     "suspicious_reasons",
+    "quality_score",  # last: a CSV of an earlier version, without it, still reads
 )
 
 
@@ -278,19 +287,22 @@ def shape_criteria(
     Returns:
         ``{structure}_area_px``, ``{structure}_convexity``, ``{structure}_simplicity`` for
         LVendo, LVepi and LA, ``suspicious_shape`` (an anatomical outlier by the thresholds:
-        a convexity or simplicity below the expert minimum, or a missing structure) and
-        ``suspicious_reasons`` (``;``-separated).
+        a convexity or simplicity below the expert minimum, or a missing structure),
+        ``suspicious_reasons`` (``;``-separated) and ``quality_score``
+        (:func:`keras_runet.evaluation.quality_score`, ``< 0`` exactly when suspicious).
     """
     lm = np.asarray(label_map)
+    convention = (thresholds or OutlierThresholds()).convention  # how Sp / Cx are measured
     row = {}
     for name, labels in STRUCTURES.items():
         mask = np.isin(lm, labels)
         row[f"{name}_area_px"] = int(np.count_nonzero(mask))
-        row[f"{name}_convexity"] = convexity(mask)
-        row[f"{name}_simplicity"] = simplicity(mask, spacing)
+        cx, sp = shape_metrics(mask, spacing, convention)
+        row[f"{name}_convexity"], row[f"{name}_simplicity"] = cx, sp
     flagged, reasons = anatomical_outlier(row, thresholds)
     row["suspicious_shape"] = bool(flagged)
     row["suspicious_reasons"] = ";".join(reasons)
+    row["quality_score"] = quality_score(row, thresholds)
     return row
 
 
@@ -375,7 +387,10 @@ _STR_CSV = {"file", "status", "error", "label_map", "overlay", "suspicious_reaso
 
 
 def read_csv(path) -> list[dict]:
-    """The rows of a ``predictions.csv`` written by :func:`write_csv`, values typed back."""
+    """The rows of a ``predictions.csv`` written by :func:`write_csv`, values typed back.
+
+    A column the file lacks (``quality_score`` in a CSV of an earlier version) is None.
+    """
     rows = []
     with open(path, newline="") as fh:
         for raw in csv.DictReader(fh):
@@ -392,6 +407,8 @@ def read_csv(path) -> list[dict]:
                         row[key] = int(text) if key in _INT_CSV else float(text)
                     except ValueError:
                         row[key] = text
+            for key in CSV_COLUMNS:
+                row.setdefault(key, None)
             rows.append(row)
     return rows
 
@@ -408,8 +425,11 @@ def _append_csv_row(path: Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
-def _done_rows(csv_path: Path) -> dict[str, dict]:
-    """Rows of an earlier run whose label map is on disk: those files need no new prediction."""
+def _done_rows(csv_path: Path, thresholds: OutlierThresholds | None = None) -> dict[str, dict]:
+    """Rows of an earlier run whose label map is on disk: those files need no new prediction.
+
+    A row of an earlier version without a quality score gets it from its criteria.
+    """
     if not csv_path.exists():
         return {}
     try:
@@ -427,7 +447,14 @@ def _done_rows(csv_path: Path) -> dict[str, dict]:
             and source.stat().st_mtime_ns <= label_map.stat().st_mtime_ns  # input unchanged
         )
 
-    return {r["file"]: r for r in rows if still_valid(r)}
+    done = {r["file"]: r for r in rows if still_valid(r)}
+    for r in done.values():
+        if r.get("quality_score") is None:
+            try:
+                r["quality_score"] = quality_score(r, thresholds)
+            except KeyError:  # a criterion's column missing: leave the score empty
+                pass
+    return done
 
 
 def _output_name(path: Path, roots: Sequence[Path]) -> Path:
@@ -487,7 +514,7 @@ def predict_files(
         raise ValueError(f"output folder {str(out_dir)!r} exists and is not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "predictions.csv"
-    done = {} if force else _done_rows(csv_path)
+    done = {} if force else _done_rows(csv_path, thresholds)
     # This run's record: the rows reused from the earlier run, then one appended per file.
     kept = [done[str(Path(f))] for f in files if str(Path(f)) in done]
     write_csv(kept, csv_path)

@@ -13,7 +13,7 @@ from PIL import Image
 import keras_runet
 from keras_runet import predict as pr
 from keras_runet.cli import main as cli_main
-from keras_runet.evaluation import OutlierThresholds, convexity, simplicity
+from keras_runet.evaluation import OutlierThresholds, convexity, quality_score, simplicity
 
 SIZE = 64
 
@@ -44,6 +44,7 @@ def test_shape_criteria_flags_implausible_shapes():
     good = _heart()
     row = pr.shape_criteria(good, spacing=(0.3, 0.3))
     assert not row["suspicious_shape"], row["suspicious_reasons"]
+    assert row["quality_score"] == pytest.approx(quality_score(row)) and row["quality_score"] > 0
     assert row["LVendo_convexity"] == pytest.approx(convexity(good == 1))
     assert row["LVepi_simplicity"] == pytest.approx(simplicity(np.isin(good, (1, 2)), (0.3, 0.3)))
     assert row["LVendo_area_px"] == int((good == 1).sum())
@@ -53,6 +54,7 @@ def test_shape_criteria_flags_implausible_shapes():
     bitten[_ellipse(good.shape, 50, 66, 14, 12) & (good == 1)] = 2
     row = pr.shape_criteria(bitten)
     assert row["suspicious_shape"] and "LVendo_convexity" in row["suspicious_reasons"]
+    assert row["quality_score"] < 0  # the score is negative exactly when suspicious
 
     # Two blobs of cavity (a typical failure): simplicity and convexity fall.
     split = good.copy()
@@ -63,12 +65,48 @@ def test_shape_criteria_flags_implausible_shapes():
     no_lv = np.where(good == 1, 2, good).astype(np.uint8)
     row = pr.shape_criteria(no_lv)
     assert row["suspicious_shape"] and "LVendo_simplicity" in row["suspicious_reasons"]
+    assert row["quality_score"] == -np.inf
 
     # The thresholds are configurable: with limits of 0 nothing measurable is flagged.
     zero = OutlierThresholds(
         simplicity_lvendo=0, convexity_lvendo=0, simplicity_lvepi=0, convexity_lvepi=0
     )
     assert not pr.shape_criteria(bitten, thresholds=zero)["suspicious_shape"]
+    assert pr.shape_criteria(bitten, thresholds=zero)["quality_score"] > 0
+
+
+def test_predictions_csv_has_the_quality_score_and_an_older_csv_still_reads(tmp_path):
+    src = tmp_path / "img.png"
+    Image.fromarray(np.zeros((120, 100), np.uint8)).save(src)
+    label_map = tmp_path / "out" / "img.png"
+    label_map.parent.mkdir()
+    Image.fromarray(_heart()).save(label_map)  # written after its source
+    row = {
+        "file": str(src),
+        "status": "ok",
+        "error": "",
+        "label_map": str(label_map),
+        "height": 120,
+        "width": 100,
+        **pr.shape_criteria(_heart(), spacing=(0.3, 0.3)),
+    }
+    assert pr.CSV_COLUMNS[-1] == "quality_score"
+    pr.write_csv([row], tmp_path / "new.csv")
+    with open(tmp_path / "new.csv", newline="") as fh:
+        assert "quality_score" in next(csv.reader(fh))
+    (back,) = pr.read_csv(tmp_path / "new.csv")
+    assert back["quality_score"] == pytest.approx(row["quality_score"], rel=1e-5)
+    # A CSV of an earlier version, without the column: it reads, the score is None there,
+    # and a rerun (which keeps its done rows) fills the score in from the criteria.
+    old_csv = tmp_path / "out" / "predictions.csv"
+    with open(old_csv, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=pr.CSV_COLUMNS[:-1], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerow({k: pr._fmt_cell(row.get(k)) for k in pr.CSV_COLUMNS[:-1]})
+    (old,) = pr.read_csv(old_csv)
+    assert old["quality_score"] is None and old["suspicious_shape"] is False
+    done = pr._done_rows(old_csv)
+    assert done[str(src)]["quality_score"] == pytest.approx(row["quality_score"], rel=1e-4)
 
 
 def _sitk(array, spacing_xy, origin=(0.0, 0.0), direction=(1.0, 0.0, 0.0, 1.0)):
@@ -196,6 +234,7 @@ def test_predict_folder_formats_geometry_csv_and_errors(model_file, tmp_path, ca
             spacing = (float(row["spacing_row_mm"]), float(row["spacing_col_mm"]))
         crit = pr.shape_criteria(labels, spacing)
         assert row["suspicious_shape"] == str(crit["suspicious_shape"])
+        assert float(row["quality_score"]) == pytest.approx(crit["quality_score"], rel=1e-5)
         for key in ("LVendo_convexity", "LVepi_simplicity", "LA_area_px"):
             if row[key] == "":
                 assert np.isnan(crit[key])

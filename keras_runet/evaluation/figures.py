@@ -3,6 +3,8 @@
 - :func:`plot_hd_distribution`: the HD of LVendo and LVepi per (model, output), as box
   plots with every image as a dot (ED and ES in two colours), and the geometric outlier
   thresholds (ED, ES) as horizontal lines.
+- :func:`plot_failure_detector`: the ROC curve of the quality score for geometric outliers
+  (the anatomical flag's point marked) and the score against the HD, per (model, output).
 - :func:`plot_worst_cases`: overlays of the worst images: the image (if given) with the
   reference (green) and predicted (red) contours of LVendo, LVepi and LA, drawn in mm.
 - :func:`worst_indices` / :func:`worst_rows`: the rows with the largest HD, to pick the
@@ -20,11 +22,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from keras_runet.evaluation._validation import LV_STRUCTURES, STRUCTURES, as_label_map
+from keras_runet.evaluation.detector import auroc, detection_counts, detector_table, roc_curve
 from keras_runet.evaluation.outliers import OutlierThresholds
 from tfds_camus.atomic import atomic_path
 
 __all__ = [
     "case_title",
+    "plot_failure_detector",
     "plot_hd_distribution",
     "plot_worst_cases",
     "worst_indices",
@@ -101,6 +105,80 @@ def plot_hd_distribution(
         ax.set_ylabel("HD (mm)")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_failure_detector(
+    rows: Sequence[Mapping], path, thresholds: OutlierThresholds | None = None
+) -> Path:
+    """The quality score as a detector of geometric outliers, per (model, output).
+
+    Left: the ROC curve of the score (:func:`keras_runet.evaluation.detector.roc_curve`),
+    with the anatomical flag's operating point (score < 0) marked. Right: the score against
+    the larger LVendo / LVepi HD of each image, with the HD limits (ED, ES) and the flag's
+    limit (score 0), the score axis linear in [-1, 1] and logarithmic beyond; an image with
+    a missing structure (score -inf, HD NaN) is drawn as a cross at the axes' edges.
+
+    Args:
+        rows: per-image rows with references.
+        path: the PNG to write.
+        thresholds: :class:`OutlierThresholds` (default: Table I).
+
+    Returns:
+        The path written.
+    """
+    t = thresholds or OutlierThresholds()
+    table = detector_table(rows, t)
+    fig = Figure(figsize=(10.0, 4.4), dpi=110)
+    roc_ax, sc_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    finite = [s for g in table.values() for s in g["scores"] if math.isfinite(s)]
+    floor = min(min(finite, default=0.0), -1.0) * 1.5  # where a score of -inf is drawn
+    hds = [h for g in table.values() for h in g["hd_mm"] if math.isfinite(h)]
+    top = max(max(hds, default=0.0), t.hd_mm_ed, t.hd_mm_es) * 1.1  # where a NaN HD is drawn
+    for k, ((model, output), g) in enumerate(table.items()):
+        colour = f"C{k % 10}"
+        label = f"{model or '?'} {output}".strip()
+        area = auroc(g["scores"], g["failures"])
+        curve = roc_curve(g["scores"], g["failures"])
+        roc_ax.plot(  # straight segments: a tie of scores is a diagonal
+            curve["fpr"],
+            curve["tpr"],
+            color=colour,
+            label=f"{label} (AUROC {'n/a' if math.isnan(area) else f'{area:.3f}'})",
+        )
+        c = detection_counts(g["flags"], g["failures"])
+        if c["n_failures"] and c["n"] - c["n_failures"]:
+            roc_ax.plot(
+                c["fp"] / (c["n"] - c["n_failures"]),
+                c["tp"] / c["n_failures"],
+                "o",
+                color=colour,
+                mfc="none",
+            )
+        scores = np.asarray(g["scores"], dtype=np.float64)
+        hd = np.asarray(g["hd_mm"], dtype=np.float64)
+        missing = ~np.isfinite(scores) | ~np.isfinite(hd)
+        sc_ax.plot(scores[~missing], hd[~missing], ".", ms=4, alpha=0.6, color=colour, label=label)
+        if missing.any():
+            y = np.where(np.isfinite(hd[missing]), hd[missing], top)
+            x = np.where(np.isfinite(scores[missing]), scores[missing], floor)
+            sc_ax.plot(x, y, "x", ms=5, color=colour)
+    roc_ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+    roc_ax.set_xlabel("false positive rate")
+    roc_ax.set_ylabel("true positive rate (geometric outliers found)")
+    roc_ax.set_title("Quality score vs geometric outliers (o: anatomical flag)", fontsize=9)
+    roc_ax.set_xlim(-0.02, 1.02)
+    roc_ax.set_ylim(-0.02, 1.02)
+    roc_ax.legend(fontsize=7, loc="lower right")
+    for instant, colour in _INSTANT_COLOURS.items():
+        sc_ax.axhline(t.hd_limit(instant), color=colour, ls="--", lw=1, label=f"{instant} HD limit")
+    sc_ax.axvline(0.0, color="black", ls=":", lw=1, label="flag limit (score 0)")
+    sc_ax.set_xscale("symlog", linthresh=1.0)  # linear in [-1, 1], where the limit is
+    sc_ax.set_xlabel("quality score, symlog (x: missing structure, drawn at the edges)")
+    sc_ax.set_ylabel(f"max HD of {' / '.join(t.structures)} (mm)")
+    sc_ax.set_title("Score against the Hausdorff distance", fontsize=9)
+    sc_ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return _save(fig, path)
 
