@@ -27,7 +27,18 @@ from keras_runet.commands._common import RunFailed, UsageError  # noqa: E402
 __all__ = ["COMMANDS", "RunFailed", "UsageError", "build_parser", "main"]
 
 # Subcommand modules under keras_runet.commands, in the order --help lists them.
-COMMANDS = ["synth", "prepare", "train", "cv", "evaluate", "demo", "tune", "export", "predict"]
+COMMANDS = [
+    "synth",
+    "prepare",
+    "train",
+    "cv",
+    "evaluate",
+    "thresholds",
+    "demo",
+    "tune",
+    "export",
+    "predict",
+]
 
 
 def _command_modules():

@@ -53,6 +53,15 @@ def example_item(ex) -> dict:
     }
 
 
+def reference_items(builder, split: str) -> Iterator[dict]:
+    """The native reference masks of a prepared camus split (a TFDS split string), as
+    :func:`example_item`'s items (``ref``, ``spacing``, ``instant``, ``patient_id``, ...):
+    what ``runet thresholds`` calibrates on."""
+    dataset = builder.as_dataset(split=split, shuffle_files=False)
+    for ex in dataset.as_numpy_iterator():
+        yield example_item(ex)
+
+
 def _predicted_batches(model, examples, image_size, batch_size) -> Iterator[tuple]:
     """The one forward pass: ``(images, examples, probabilities, roi_fractions)`` per batch.
 

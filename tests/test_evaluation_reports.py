@@ -157,7 +157,7 @@ def test_write_report_files_round_trip(tmp_path):
     rows += _volume_rows("unet1", "patient0002", 45.0, 33.0, 44.0, 32.0)
     rows[0]["LVendo_hd_mm"] = NAN
     paths = write_report(rows, tmp_path / "out")
-    assert {"markdown", "json", "csv", "hd_figure", "volumes_csv"} <= set(paths)
+    assert {"markdown", "json", "csv", "hd_figure", "volumes_csv", "detector_figure"} <= set(paths)
     volumes = read_per_image_csv(paths["volumes_csv"])
     assert [v["patient_id"] for v in volumes] == ["patient0001", "patient0002"]
     assert volumes[0]["EDV"] == pytest.approx(cylinder_ml(40))
@@ -221,3 +221,17 @@ def test_report_modules_of_one_concern_keep_the_old_names():
     assert _validation.STRUCTURES == vocabulary.STRUCTURES
     assert _validation.LV_STRUCTURES == OutlierThresholds().structures == ("LVendo", "LVepi")
     assert _validation.LA == "LA"
+
+
+def test_the_report_warns_when_reference_masks_are_anatomical_outliers(tmp_path):
+    rows = _volume_rows("unet1", "patient0001", 40.0, 30.0, 41.0, 31.0)
+    rows += _volume_rows("unet1", "patient0002", 45.0, 33.0, 44.0, 32.0)
+    quiet = write_report(rows, tmp_path / "quiet")
+    assert "**Warning:**" not in quiet["markdown"].read_text()
+    assert json.loads(quiet["json"].read_text())["warnings"] == []
+    rows[0]["LVendo_ref_simplicity"] = 0.2  # one expert tracing of 8 below the limit
+    rows[0]["ref_anatomical_outlier"] = True
+    loud = write_report(rows, tmp_path / "loud")
+    (warning,) = json.loads(loud["json"].read_text())["warnings"]
+    assert warning.startswith("warning: 1 of 8 reference masks (12.5 %)"), warning
+    assert "**Warning:** 1 of 8 reference masks" in loud["markdown"].read_text()

@@ -176,3 +176,95 @@ def test_volumes_of_empty_masks_are_nan():
     assert math.isnan(length) and np.isnan(diameters).all()
     with pytest.raises(ValueError, match="n_disks"):
         lv_disks(m, (1, 1), n_disks=0)
+
+
+# ------------------------------------------------------- measurement conventions
+
+
+def _l_shape(k, shape=None):
+    # A 2k x 2k square without its top-right k x k quarter: area 3 k^2, hull ~3.5 k^2.
+    m = np.zeros(shape or (2 * k + 10, 2 * k + 10), bool)
+    m[5 : 5 + 2 * k, 5 : 5 + 2 * k] = True
+    m[5 : 5 + k, 5 + k : 5 + 2 * k] = False
+    return m
+
+
+def test_conventions_of_a_disk_square_and_l_shape():
+    from skimage.transform import resize
+
+    from keras_runet.evaluation.shapes import GRIDS, resample_isotropic
+
+    d = _disk(40)
+    sq = np.zeros((60, 60), bool)
+    sq[10:50, 10:50] = True
+    ell = _l_shape(50)
+    big = np.zeros((512, 512), bool)  # sampled at every other pixel on the 256 grid
+    big[disk((255.5, 255.5), 200)] = True
+    spacing = (0.15, 0.3)
+    for grid in GRIDS:
+        # Digitised convex shapes: Cx = 1 on every grid with the pixel-centre hull (a
+        # subsampled digital disk is a digital disk; an upsampled one is a staircase).
+        assert convexity(d if grid != "model" else big, spacing, grid=grid) == 1.0
+        assert convexity(sq, spacing, grid=grid) == pytest.approx(1.0, abs=1e-12)
+        # The L: area 3 k^2 over a hull of ~3.5 k^2 (6/7), up to the digitisation.
+        assert convexity(ell, spacing, grid=grid) == pytest.approx(6 / 7, abs=0.02)
+    assert 0.98 < convexity(d, grid="model") < 1.0
+    # skimage's hull (pixel edge midpoints) takes in some pixel centres just outside a
+    # digitised disk or L, none outside a rectangle: compared with skimage itself.
+    for m in (d, sq, ell):
+        expected = m.sum() / convex_hull_image(m).sum()
+        assert convexity(m, hull="skimage") == pytest.approx(expected, abs=1e-12)
+    assert convexity(sq, hull="skimage") == 1.0
+    assert 0.97 < convexity(d, hull="skimage") < 1.0
+    # The grids, against independent resamplings of the whole mask.
+    model = resize(ell.astype(np.uint8), (256, 256), order=0, mode="edge", anti_aliasing=False)
+    assert convexity(ell, grid="model") == convexity(model > 0)
+    assert simplicity(ell, grid="model") == simplicity(model > 0)
+    iso = resample_isotropic(ell, spacing)
+    assert convexity(ell, spacing, grid="isotropic") == convexity(iso)
+    assert simplicity(ell, spacing, grid="native") == simplicity(ell)
+
+
+def test_default_convention_keeps_todays_numbers():
+    from keras_runet.evaluation import evaluate_pair
+    from keras_runet.evaluation.shapes import DEFAULT_CONVENTION, shape_metrics
+
+    ref = np.zeros((120, 90), np.uint8)
+    rr, cc = ellipse(60, 45, 50, 30)
+    ref[rr, cc] = 2
+    rr, cc = ellipse(62, 45, 40, 20)
+    ref[rr, cc] = 1
+    ref[20:40, 40:60] = 0  # a notch: not convex
+    spacing = (0.15, 0.3)
+    row = evaluate_pair(ref, ref, spacing, instant="ED")
+    for name, labels in (("LVendo", (1,)), ("LVepi", (1, 2))):
+        m = np.isin(ref, labels)
+        cx, sp = shape_metrics(m, spacing)
+        assert (cx, sp) == (row[f"{name}_ref_convexity"], row[f"{name}_ref_simplicity"])
+        assert cx == convexity(m) and sp == simplicity(m, spacing)
+    assert DEFAULT_CONVENTION.name == "default"
+    assert (DEFAULT_CONVENTION.simplicity_grid, DEFAULT_CONVENTION.convexity_grid) == (
+        "isotropic",
+        "native",
+    )
+
+
+def test_bad_convention_names_are_one_clear_error():
+    from keras_runet.evaluation.shapes import ShapeConvention, shape_convention
+
+    m = _disk(5)
+    with pytest.raises(ValueError, match=r"unknown shape convention 'paper'; choose from default"):
+        shape_convention("paper")
+    with pytest.raises(ValueError, match="grid must be one of native, model, isotropic; got 'mm'"):
+        convexity(m, grid="mm")
+    with pytest.raises(ValueError, match="hull must be one of pixel_centres, skimage"):
+        convexity(m, hull="centres")
+    with pytest.raises(ValueError, match="simplicity_grid must be one of"):
+        ShapeConvention(simplicity_grid="fine")
+    with pytest.raises(ValueError, match="model_size"):
+        ShapeConvention(model_size=(256,))
+    with pytest.raises(ValueError, match="unknown ShapeConvention fields"):
+        ShapeConvention.from_dict({"grid": "native"})
+    c = shape_convention("vital", hull="pixel_centres")
+    assert (c.simplicity_grid, c.hull, c.name) == ("model", "pixel_centres", "model")
+    assert ShapeConvention.from_dict(c.to_dict()) == c

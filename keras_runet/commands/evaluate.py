@@ -185,7 +185,7 @@ def _run_on_model(args: argparse.Namespace, workers: int) -> int:
         raise UsageError(f"--model-file {model_path}: no such file")
     thresholds = _thresholds(args)
     import keras_runet.models  # noqa: F401  (registers the custom objects before the load)
-    from keras_runet.cross_validation import evaluate_model_on_split, fold_split_strings
+    from keras_runet.cross_validation import evaluate_model_on_split
     from keras_runet.data import load_builder
     from keras_runet.export import ExportError, load_model
 
@@ -198,17 +198,9 @@ def _run_on_model(args: argparse.Namespace, workers: int) -> int:
     except FileNotFoundError as err:
         raise UsageError(str(err)) from None
     if args.fold is not None:
-        try:
-            split = fold_split_strings(builder, args.fold)["test"]
-        except ValueError as err:
-            raise UsageError(str(err)) from None
+        split = _common.fold_split(builder, args.fold, "test")
     else:
-        split = args.split
-        unknown = [p for p in split.split("[")[0].split("+") if p not in builder.info.splits]
-        if unknown:
-            raise UsageError(
-                f"unknown split {', '.join(unknown)}; prepared: {', '.join(builder.info.splits)}"
-            )
+        split = _common.check_split(builder, args.split)
     _, paths = evaluate_model_on_split(
         model,
         builder,

@@ -23,7 +23,15 @@ Reports:
     (:mod:`~keras_runet.evaluation.markdown`): :func:`format_markdown`; files
     (:mod:`~keras_runet.evaluation.reports`): :func:`write_report`,
     :func:`write_per_image_csv`, :func:`read_per_image_csv`, :func:`load_summary`,
-    :func:`evaluate_and_report`; figures in :mod:`keras_runet.evaluation.figures`.
+    :func:`evaluate_and_report`, :func:`add_comparisons`; figures in
+    :mod:`keras_runet.evaluation.figures`.
+
+Comparisons and the failure detector:
+    paired comparisons of models on the same images (:mod:`~keras_runet.evaluation.compare`):
+    :func:`compare_models`, :func:`pair_rows`, :func:`mcnemar_test`,
+    :func:`paired_difference`; the anatomical criteria as a detector of geometric outliers
+    (:mod:`~keras_runet.evaluation.detector`): :func:`quality_score`,
+    :func:`failure_detector`, :func:`detection_counts`, :func:`auroc`, :func:`roc_curve`.
 
 Example (``items``: dicts with ``pred``, ``ref``, ``spacing``, ``instant`` and metadata, see
 :mod:`keras_runet.evaluation.records`; a prediction equal to its reference here):
@@ -44,6 +52,19 @@ Example (``items``: dicts with ``pred``, ``ref``, ``spacing``, ``instant`` and m
     ['per_image.csv', 'per_patient_volumes.csv', 'report.json', 'report.md']
 """
 
+from keras_runet.evaluation.compare import (
+    compare_models,
+    mcnemar_test,
+    pair_rows,
+    paired_difference,
+)
+from keras_runet.evaluation.detector import (
+    auroc,
+    detection_counts,
+    failure_detector,
+    quality_score,
+    roc_curve,
+)
 from keras_runet.evaluation.distances import (
     contour,
     contour_distances,
@@ -65,13 +86,23 @@ from keras_runet.evaluation.records import (
     to_native_grid,
 )
 from keras_runet.evaluation.reports import (
+    add_comparisons,
     evaluate_and_report,
     load_summary,
     read_per_image_csv,
     write_per_image_csv,
     write_report,
 )
-from keras_runet.evaluation.shapes import convexity, perimeter4, simplicity
+from keras_runet.evaluation.shapes import (
+    CONVENTIONS,
+    DEFAULT_CONVENTION,
+    ShapeConvention,
+    convexity,
+    perimeter4,
+    shape_convention,
+    shape_metrics,
+    simplicity,
+)
 from keras_runet.evaluation.tables import ejection_fraction_table, patient_volumes, summarize
 from keras_runet.evaluation.volumes import (
     biplane_volume_from_disks,
@@ -82,11 +113,20 @@ from keras_runet.evaluation.volumes import (
 
 __all__ = [
     "OutlierThresholds",
+    "add_comparisons",
     "anatomical_outlier",
+    "auroc",
     "biplane_volume_from_disks",
+    "compare_models",
     "contour",
     "contour_distances",
+    "CONVENTIONS",
+    "DEFAULT_CONVENTION",
+    "ShapeConvention",
     "convexity",
+    "shape_convention",
+    "shape_metrics",
+    "detection_counts",
     "dice",
     "distance_metrics",
     "ejection_fraction",
@@ -94,17 +134,23 @@ __all__ = [
     "evaluate_and_report",
     "evaluate_label_maps",
     "evaluate_pair",
+    "failure_detector",
     "format_markdown",
     "geometric_outlier",
     "hausdorff_distance",
     "largest_component",
     "load_summary",
     "lv_disks",
+    "mcnemar_test",
     "mean_absolute_distance",
+    "pair_rows",
+    "paired_difference",
     "patient_volumes",
     "perimeter4",
     "postprocess_label_map",
+    "quality_score",
     "read_per_image_csv",
+    "roc_curve",
     "simplicity",
     "simpson_biplane_volume",
     "summarize",

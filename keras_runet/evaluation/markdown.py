@@ -2,7 +2,8 @@
 
 :func:`format_markdown` prints Table II / III style tables (geometric performance and
 outliers), then Dice and the left atrium, then per instant and image quality, then the
-clinical indices (Table IV); a cross-validation summary also gets its patients per fold.
+clinical indices (Table IV), then, when the summary holds them, the paired comparisons of
+models and the failure detector; a cross-validation summary also gets its patients per fold.
 """
 
 from __future__ import annotations
@@ -44,7 +45,10 @@ def _protocol_lines(protocol: Mapping | None) -> list[str]:
     """The cross-validation's patients per fold and its deviations from the paper."""
     if not protocol or not protocol.get("folds"):
         return []
-    lines = [
+    lines = []
+    if protocol.get("preset"):
+        lines += [f"Preset: `{protocol['preset']}` (docs/presets.md)", ""]
+    lines += [
         "## Patients per fold",
         "",
         "| Fold | Training | Validation | Test | As in the paper (400 / 50 / 50) |",
@@ -57,9 +61,117 @@ def _protocol_lines(protocol: Mapping | None) -> list[str]:
         )
     lines.append("")
     if protocol.get("deviations"):
-        lines += ["Deviations from the paper's protocol:", ""]
+        lines += ["Deviations from the paper (folds and settings):", ""]
         lines += [f"- {d}" for d in protocol["deviations"]]
         lines.append("")
+    return lines
+
+
+def _p(x) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:.1e}" if x < 1e-4 else f"{x:.4f}"
+
+
+def _paired_lines(comparisons) -> list[str]:
+    """The "Paired comparisons" section (:func:`keras_runet.evaluation.compare.compare_models`)."""
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        "## Paired comparisons",
+        "",
+        "Two models on the same images (patient, view, instant), final outputs. Outliers: "
+        "McNemar's exact test (binomial test on the images where only one of the two is an "
+        "outlier). Distances: mean per-image difference A - B (negative: A closer to the "
+        "reference) with its bootstrap 95 % confidence interval (BCa, images resampled, "
+        "fixed seed) and the Wilcoxon signed-rank p-value; pairs where a structure is "
+        "missing (NaN) are dropped and counted.",
+    ]
+    for c in comparisons:
+        a, b = c["model_a"], c["model_b"]
+        lines += ["", f"### {a} vs {b} ({c['output']}): {c['n_images']} images", ""]
+        if c.get("only_a_images") or c.get("only_b_images"):
+            lines += [
+                f"Not paired: {c['only_a_images']} image(s) of {a} only, "
+                f"{c['only_b_images']} of {b} only.",
+                "",
+            ]
+        lines += _header("Outliers", "N", "Both", f"Only {a}", f"Only {b}", "McNemar p")
+        for kind, m in c["outliers"].items():
+            lines.append(_row(kind, m["n"], m["both"], m["only_a"], m["only_b"], _p(m["p"])))
+        lines += [
+            "",
+            *_header(
+                "Structure",
+                "Metric (mm)",
+                "N",
+                "Dropped (NaN)",
+                f"Mean {a}",
+                f"Mean {b}",
+                f"{a} - {b} (95 % CI)",
+                "Wilcoxon p",
+            ),
+        ]
+        for structure, metrics in c["distances"].items():
+            for metric, d in metrics.items():
+                lines.append(
+                    _row(
+                        structure,
+                        metric.removesuffix("_mm").upper(),
+                        d["n"],
+                        d["n_dropped"],
+                        _num(d["mean_a"], 2),
+                        _num(d["mean_b"], 2),
+                        f"{_num(d['mean_diff'], 2)} "
+                        f"[{_num(d['ci_low'], 2)}, {_num(d['ci_high'], 2)}]",
+                        _p(d["wilcoxon_p"]),
+                    )
+                )
+    return lines
+
+
+def _detector_lines(detector) -> list[str]:
+    """The "Failure detector" section (:func:`keras_runet.evaluation.detector.failure_detector`)."""
+    if not detector:
+        return []
+    lines = [
+        "",
+        "## Failure detector",
+        "",
+        "The anatomical flag (no ground truth needed: what `runet predict` calls a suspicious "
+        "shape) as a detector of geometric outliers, and the AUROC of the quality score (the "
+        "smallest normalised margin (value - limit) / (1 - limit) of simplicity and convexity "
+        "to their limits; negative exactly when the flag is raised).",
+        "",
+        *_header(
+            "Model",
+            "Output",
+            "N",
+            "Geo outliers",
+            "Flagged",
+            "Flagged geo outliers",
+            "Precision",
+            "Recall",
+            "F1",
+            "AUROC (score)",
+        ),
+    ]
+    for d in detector:
+        lines.append(
+            _row(
+                d["model"],
+                d["output"],
+                d["n"],
+                d["n_failures"],
+                d["n_flagged"],
+                d["tp"],
+                _num(d["precision"]),
+                _num(d["recall"]),
+                _num(d["f1"]),
+                _num(d["auroc"]),
+            )
+        )
     return lines
 
 
@@ -90,6 +202,7 @@ def format_markdown(summary: Mapping) -> str:
         f"{t['convexity_lvendo']} / {t['convexity_lvepi']} ({' / '.join(lv)}). "
         "A missing structure counts as an outlier. Mean ± sd over images.",
         "",
+        *(f"**Warning:** {w.removeprefix('warning: ')}\n" for w in summary.get("warnings") or ()),
         *_protocol_lines(summary.get("protocol")),
         "## Geometric performance and outliers",
         "",
@@ -207,4 +320,6 @@ def format_markdown(summary: Mapping) -> str:
             f"Reference volumes: {summary.get('ef_reference', 'see report.json')}; "
             "bias = prediction - reference; EF in %."
         )
+    lines += _paired_lines(summary.get("paired_comparisons"))
+    lines += _detector_lines(summary.get("failure_detector"))
     return "\n".join(lines) + "\n"

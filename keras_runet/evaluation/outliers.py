@@ -7,6 +7,16 @@
   LVendo Sp 0.741, Cx 0.960; LVepi (LV + myocardium, filled) Sp 0.529, Cx 0.694.
 - A structure missing from the prediction (NaN metric) makes the image an outlier of both
   kinds: the distance or shape cannot be measured because the segmentation failed.
+
+The shape limits only mean something under the convention Sp and Cx were measured with
+(:class:`~keras_runet.evaluation.shapes.ShapeConvention`: grid and hull). The thresholds carry
+it (``convention``; default: the package's default convention, which the paper's Table I
+values do not state): ``runet thresholds`` writes the convention it calibrated under, and a
+JSON file without one reads as the default.
+
+>>> t = OutlierThresholds.from_dict({"simplicity_lvendo": 0.7, "convention": "isotropic"})
+>>> t.convention.convexity_grid, OutlierThresholds.from_dict(t.to_dict()) == t
+('isotropic', True)
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ import math
 from collections.abc import Mapping
 
 from keras_runet.evaluation._validation import LV_STRUCTURES, LVENDO, LVEPI, check_instant
+from keras_runet.evaluation.shapes import DEFAULT_CONVENTION, ShapeConvention, shape_convention
 
 __all__ = ["OutlierThresholds", "anatomical_outlier", "geometric_outlier"]
 
@@ -34,6 +45,9 @@ class OutlierThresholds:
         simplicity_lvepi: lowest expert simplicity of the filled epicardium (LV + myo).
         convexity_lvepi: lowest expert convexity of the filled epicardium.
         structures: the structures the criteria look at.
+        convention: how Sp and Cx are measured for the shape limits (a
+            :class:`~keras_runet.evaluation.shapes.ShapeConvention`; a name of
+            ``shapes.CONVENTIONS`` or a dict is converted).
     """
 
     mad_mm_ed: float = 3.5
@@ -45,10 +59,16 @@ class OutlierThresholds:
     simplicity_lvepi: float = 0.529
     convexity_lvepi: float = 0.694
     structures: tuple[str, ...] = LV_STRUCTURES
+    convention: ShapeConvention = DEFAULT_CONVENTION
 
     def __post_init__(self):
+        try:
+            conv = shape_convention(self.convention)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"OutlierThresholds.convention: {err}") from None
+        object.__setattr__(self, "convention", conv)
         for f in dataclasses.fields(self):
-            if f.name == "structures":
+            if f.name in ("structures", "convention"):
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
@@ -79,11 +99,15 @@ class OutlierThresholds:
         """The thresholds as a JSON-ready dict."""
         d = dataclasses.asdict(self)
         d["structures"] = list(self.structures)
+        d["convention"] = self.convention.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, values: Mapping) -> OutlierThresholds:
-        """Build from a dict (e.g. :meth:`to_dict`'s); unknown keys raise ValueError."""
+        """Build from a dict (e.g. :meth:`to_dict`'s); unknown keys raise ValueError.
+
+        ``convention`` may be a dict or a name; absent, the default convention.
+        """
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - names
         if unknown:

@@ -66,9 +66,11 @@ from keras_runet.evaluation.outliers import (
 )
 from keras_runet.evaluation.postprocess import postprocess_label_map
 from keras_runet.evaluation.shapes import (
+    DEFAULT_CONVENTION,
     _convexity_cropped,
     _simplicity_cropped,
     resample_isotropic,
+    shape_metrics,
 )
 from keras_runet.evaluation.volumes import N_DISKS, _lv_disks_box
 
@@ -194,6 +196,13 @@ def evaluate_pair(
     # Work on the bounding box of everything labelled, padded by one zero pixel: every
     # metric (and the post-processing, whose background outside the box is all connected)
     # is the same there as on the whole image.
+    # Sp and Cx under another measurement convention than the default (thresholds.convention,
+    # see keras_runet.evaluation.shapes) are measured on the whole maps: a grid such as the
+    # model's 256 x 256 is a grid of the whole image, not of the crop.
+    convention = thresholds.convention
+    full = None
+    if convention != DEFAULT_CONVENTION:
+        full = (postprocess_label_map(p) if postprocess else p, g)
     box = bbox((p > 0) | (g > 0))
     origin = (0, 0)
     if box is not None:
@@ -201,6 +210,12 @@ def evaluate_pair(
         origin = (box[0], box[2])
     if postprocess:
         p = postprocess_label_map(p)
+
+    def shapes(which: int, mask, contour, pts):
+        if full is None:
+            return _shape_metrics(mask, contour, pts, spacing, origin)
+        return shape_metrics(np.isin(full[which], labels), spacing, convention)
+
     pixel_mm2 = spacing[0] * spacing[1]
     nan = float("nan")
     lv = {}
@@ -221,9 +236,9 @@ def evaluate_pair(
             else None
         )
         d = _summarise(dists)
-        cx, sp = _shape_metrics(pm, cp, p_pts, spacing, origin) if n_p else (nan, nan)
+        cx, sp = shapes(0, pm, cp, p_pts) if n_p else (nan, nan)
         if reference_shapes and n_g:
-            rcx, rsp = _shape_metrics(gm, cg, g_pts, spacing, origin)
+            rcx, rsp = shapes(1, gm, cg, g_pts)
         else:
             rcx, rsp = nan, nan
         row.update(

@@ -3,7 +3,9 @@
 - :func:`write_report` writes ``report.md`` (:func:`format_markdown`), ``report.json``
   (:func:`summarize`'s summary, NaN as null), ``per_image.csv`` and, when the rows hold the
   LV disks, ``per_patient_volumes.csv``, each atomically (:mod:`tfds_camus.atomic`), and the
-  HD figure; :func:`evaluate_and_report` evaluates items and writes all of it.
+  HD and failure-detector figures; the summary gets the paired comparisons of models
+  (:mod:`~keras_runet.evaluation.compare`) and the failure detector
+  (:mod:`~keras_runet.evaluation.detector`) first (:func:`add_comparisons`); :func:`evaluate_and_report` evaluates items and writes all of it.
 - :func:`write_per_image_csv` / :func:`read_per_image_csv` write rows as CSV and read them
   back; :func:`load_summary` reads ``report.json`` back.
 
@@ -36,6 +38,7 @@ from tfds_camus.atomic import atomic_path, write_text
 __all__ = [
     "METRICS",
     "SUBSETS",
+    "add_comparisons",
     "ejection_fraction_table",
     "evaluate_and_report",
     "format_markdown",
@@ -140,15 +143,19 @@ def _jsonable(x):
     return x
 
 
+_NUMBER_KEYS = {
+    *("mean", "sd", "percent", "corr", "bias", "mae"),
+    # paired comparisons, failure detector
+    *("p", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "wilcoxon_p"),
+    *("precision", "recall", "f1", "auroc"),
+}
+
+
 def _restore_nan(x):
     # JSON null back to NaN where a number was (the stats blocks), for format_markdown.
     if isinstance(x, dict):
         return {
-            k: (
-                float("nan")
-                if v is None and k in ("mean", "sd", "percent", "corr", "bias", "mae")
-                else _restore_nan(v)
-            )
+            k: (float("nan") if v is None and k in _NUMBER_KEYS else _restore_nan(v))
             for k, v in x.items()
         }
     if isinstance(x, list):
@@ -182,19 +189,30 @@ def write_report(
         thresholds: :class:`OutlierThresholds` (default: Table I).
         references: per-patient reference volumes for the EF table (see
             :func:`ejection_fraction_table`).
-        summary: a summary already computed (else :func:`summarize` is called).
+        summary: a summary already computed (else :func:`summarize` is called); the
+            paired comparisons and the failure detector are added to it in place
+            (:func:`add_comparisons`), with ``thresholds`` or else the summary's own.
         figures: also draw ``hd_distribution.png``
-            (:func:`keras_runet.evaluation.figures.plot_hd_distribution`).
+            (:func:`keras_runet.evaluation.figures.plot_hd_distribution`) and
+            ``failure_detector.png``
+            (:func:`keras_runet.evaluation.figures.plot_failure_detector`).
 
     Returns:
         ``{"markdown": path, "json": path, "csv": path}`` (+ ``"volumes_csv"``,
-        ``"hd_figure"``).
+        ``"hd_figure"``, ``"detector_figure"``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = list(rows)
     if summary is None:
         summary = summarize(rows, thresholds, references)
+    if thresholds is None and summary.get("thresholds"):
+        thresholds = OutlierThresholds.from_dict(summary["thresholds"])
+    add_comparisons(summary, rows, thresholds)
+    from keras_runet.evaluation.calibration import reference_outlier_warning
+
+    warning = reference_outlier_warning(rows, thresholds)
+    summary["warnings"] = [warning] if warning else []
     paths = {
         "markdown": out / "report.md",
         "json": out / "report.json",
@@ -216,7 +234,35 @@ def write_report(
         from keras_runet.evaluation.figures import plot_hd_distribution
 
         paths["hd_figure"] = plot_hd_distribution(rows, out / "hd_distribution.png", thresholds)
+        if summary.get("failure_detector"):
+            from keras_runet.evaluation.figures import plot_failure_detector
+
+            paths["detector_figure"] = plot_failure_detector(
+                rows, out / "failure_detector.png", thresholds
+            )
     return paths
+
+
+def add_comparisons(
+    summary: dict, rows: Sequence[Mapping], thresholds: OutlierThresholds | None = None
+) -> dict:
+    """Add the paired comparisons of models and the failure detector to ``summary``, in
+    place (unless it holds them already), and return it.
+
+    ``summary["paired_comparisons"]``: :func:`keras_runet.evaluation.compare.compare_models`
+    (the final outputs of every pair of models; empty with one model);
+    ``summary["failure_detector"]``:
+    :func:`keras_runet.evaluation.detector.failure_detector` (per model and output).
+    """
+    from keras_runet.evaluation.compare import compare_models
+    from keras_runet.evaluation.detector import failure_detector
+
+    rows = list(rows)
+    if "paired_comparisons" not in summary:
+        summary["paired_comparisons"] = compare_models(rows, thresholds)
+    if "failure_detector" not in summary:
+        summary["failure_detector"] = failure_detector(rows, thresholds)
+    return summary
 
 
 def evaluate_and_report(

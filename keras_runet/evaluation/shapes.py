@@ -19,11 +19,37 @@ Pinned definitions (docs/metrics.md):
   disk reads Sp ~0.95 (the estimator overestimates a digital circle's perimeter by ~5 %), a
   10-pixel disk ~0.99.
 - An empty mask gives NaN.
+
+Measurement conventions (docs/thresholds.md). Neither paper names the grid or the hull, and
+both move the numbers, so they are named options, gathered in a :class:`ShapeConvention`:
+
+- ``grid`` (one for Sp, one for Cx), the grid the mask is measured on: ``"native"`` (the
+  image's own pixels, as given), ``"model"`` (resized by nearest neighbour to the model's
+  input size, 256 x 256 by default, the way the camus builder resizes masks) or
+  ``"isotropic"`` (resampled to square pixels of the coarser spacing, above; the same as
+  native when no spacing is given or the pixels are square).
+- ``hull``: ``"pixel_centres"`` (the hull of the pixel centres, above) or ``"skimage"``
+  (``skimage.morphology.convex_hull_image(P)`` with its default
+  ``offset_coordinates=True``, the hull of the pixels' edge midpoints, as vitalab/vital
+  uses it: a larger hull, so a lower Cx).
+
+The default, :data:`DEFAULT_CONVENTION`, is what the package has always measured: Sp on the
+isotropic grid, Cx on the native grid, pixel-centre hull. :data:`CONVENTIONS` names a few
+complete choices.
+
+>>> from skimage.draw import disk
+>>> m = np.zeros((41, 41), bool); m[disk((20, 20), 15)] = True
+>>> round(convexity(m), 3), round(convexity(m, hull="skimage"), 3)
+(1.0, 0.978)
+>>> shape_convention("native")
+ShapeConvention(simplicity_grid='native', convexity_grid='native', hull='pixel_centres', model_size=(256, 256))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
@@ -31,7 +57,138 @@ from scipy.spatial import ConvexHull, QhullError
 from keras_runet.evaluation._validation import as_mask, as_spacing, bbox, crop_padded
 from keras_runet.evaluation.distances import _contour_padded
 
-__all__ = ["convexity", "hull_pixel_count", "perimeter4", "resample_isotropic", "simplicity"]
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_CONVENTION",
+    "GRIDS",
+    "HULLS",
+    "ShapeConvention",
+    "convexity",
+    "hull_pixel_count",
+    "perimeter4",
+    "resample_isotropic",
+    "resample_to_model_grid",
+    "shape_convention",
+    "shape_metrics",
+    "simplicity",
+]
+
+# The grids Sp and Cx may be measured on, and the convex-hull conventions (module docstring).
+NATIVE, MODEL, ISOTROPIC = GRIDS = ("native", "model", "isotropic")
+PIXEL_CENTRES, SKIMAGE = HULLS = ("pixel_centres", "skimage")
+MODEL_SIZE = (256, 256)
+
+
+def _check_choice(value, choices, what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapeConvention:
+    """How simplicity and convexity are measured (docs/thresholds.md).
+
+    Attributes:
+        simplicity_grid: grid of Sp: "native", "model" or "isotropic".
+        convexity_grid: grid of Cx: "native", "model" or "isotropic".
+        hull: convex hull of Cx: "pixel_centres" or "skimage".
+        model_size: ``(rows, cols)`` of the "model" grid.
+
+    Raises:
+        ValueError: a name that is not one of the choices (the message lists them).
+    """
+
+    simplicity_grid: str = ISOTROPIC
+    convexity_grid: str = NATIVE
+    hull: str = PIXEL_CENTRES
+    model_size: tuple[int, int] = MODEL_SIZE
+
+    def __post_init__(self):
+        _check_choice(self.simplicity_grid, GRIDS, "ShapeConvention.simplicity_grid")
+        _check_choice(self.convexity_grid, GRIDS, "ShapeConvention.convexity_grid")
+        _check_choice(self.hull, HULLS, "ShapeConvention.hull")
+        try:
+            size = tuple(int(n) for n in self.model_size)
+        except (TypeError, ValueError):
+            size = ()
+        if len(size) != 2 or min(size) < 1 or size != tuple(self.model_size):
+            raise ValueError(
+                f"ShapeConvention.model_size must be two positive integers, got {self.model_size!r}"
+            )
+        object.__setattr__(self, "model_size", size)
+
+    @property
+    def name(self) -> str | None:
+        """The name of this convention in :data:`CONVENTIONS`, None if it has none."""
+        return next((k for k, v in CONVENTIONS.items() if v == self), None)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (``model_size`` as a list)."""
+        d = dataclasses.asdict(self)
+        d["model_size"] = list(self.model_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> ShapeConvention:
+        """From :meth:`to_dict`'s dict; unknown keys raise ValueError."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"a shape convention must be a mapping, got {values!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise ValueError(
+                f"unknown ShapeConvention fields {sorted(unknown)}; known: {sorted(names)}"
+            )
+        kwargs = dict(values)
+        if "model_size" in kwargs:
+            kwargs["model_size"] = tuple(kwargs["model_size"])
+        return cls(**kwargs)
+
+
+# Named conventions. "default" is what the package measures unless told otherwise.
+CONVENTIONS: dict[str, ShapeConvention] = {
+    "default": ShapeConvention(),
+    NATIVE: ShapeConvention(NATIVE, NATIVE, PIXEL_CENTRES),
+    MODEL: ShapeConvention(MODEL, MODEL, PIXEL_CENTRES),
+    ISOTROPIC: ShapeConvention(ISOTROPIC, ISOTROPIC, PIXEL_CENTRES),
+    "vital": ShapeConvention(MODEL, MODEL, SKIMAGE),
+}
+DEFAULT_CONVENTION = CONVENTIONS["default"]
+
+
+def shape_convention(convention=None, *, grid: str | None = None, hull: str | None = None):
+    """A :class:`ShapeConvention` from a name, a dict or a convention, with overrides.
+
+    Args:
+        convention: a name of :data:`CONVENTIONS`, a dict (:meth:`ShapeConvention.to_dict`),
+            a :class:`ShapeConvention`, or None (:data:`DEFAULT_CONVENTION`).
+        grid: if given, the grid of both Sp and Cx.
+        hull: if given, the hull convention.
+
+    Raises:
+        ValueError: an unknown name (the message lists the choices).
+    """
+    if convention is None:
+        conv = DEFAULT_CONVENTION
+    elif isinstance(convention, ShapeConvention):
+        conv = convention
+    elif isinstance(convention, str):
+        conv = CONVENTIONS.get(convention)
+        if conv is None:
+            raise ValueError(
+                f"unknown shape convention {convention!r}; choose from {', '.join(CONVENTIONS)}"
+            )
+    else:
+        conv = ShapeConvention.from_dict(convention)
+    changes = {}
+    if grid is not None:
+        _check_choice(grid, GRIDS, "grid")
+        changes.update(simplicity_grid=grid, convexity_grid=grid)
+    if hull is not None:
+        changes["hull"] = _check_choice(hull, HULLS, "hull")
+    return dataclasses.replace(conv, **changes) if changes else conv
+
 
 # skimage.measure.perimeter's weights for the codes of its 3x3 convolution (neighborhood=4).
 _PERIMETER_WEIGHTS = np.zeros(50, dtype=np.float64)
@@ -120,21 +277,85 @@ def _convexity_cropped(mask_box: np.ndarray, contour_box: np.ndarray, pts=None) 
     return area / hull_pixel_count(row_extremes(pts), assume_unique=True)
 
 
-def convexity(mask) -> float:
+def resample_to_model_grid(mask, model_size=MODEL_SIZE) -> np.ndarray:
+    """Nearest-neighbour resize of a whole mask to the model's grid, the way the camus
+    builder resizes its masks (``skimage.transform.resize``, ``order=0``, ``mode="edge"``).
+
+    Args:
+        mask: 2D boolean mask (the whole image, not a crop: the grid depends on its shape).
+        model_size: ``(rows, cols)`` of the model's input.
+
+    Returns:
+        The boolean mask of shape ``model_size``.
+    """
+    from skimage.transform import resize
+
+    m = as_mask(mask)
+    size = tuple(int(n) for n in model_size)
+    if m.shape == size:
+        return m
+    out = resize(
+        m.view(np.uint8), size, order=0, mode="edge", anti_aliasing=False, preserve_range=True
+    )
+    return out > 0.5
+
+
+def _on_grid(m: np.ndarray, spacing, grid: str, model_size) -> np.ndarray | None:
+    """The mask on ``grid``, cropped to its bounding box with a one-pixel background frame
+    (None when empty)."""
+    _check_choice(grid, GRIDS, "grid")
+    if grid == MODEL:
+        m = resample_to_model_grid(m, model_size)
+    box = bbox(m)
+    if box is None:
+        return None
+    (m_box,) = crop_padded((m,), box)
+    if grid == ISOTROPIC and spacing is not None:
+        m_box = np.pad(resample_isotropic(m_box[1:-1, 1:-1], spacing, (box[0], box[2])), 1)
+    return m_box
+
+
+def _convexity_box(m_box: np.ndarray | None, hull: str) -> float:
+    if m_box is None or not m_box.any():
+        return float("nan")
+    if hull == PIXEL_CENTRES:
+        return float(_convexity_cropped(m_box, _contour_padded(m_box)))
+    from skimage.morphology import convex_hull_image
+
+    return float(np.count_nonzero(m_box) / np.count_nonzero(convex_hull_image(m_box)))
+
+
+def convexity(
+    mask,
+    spacing=None,
+    *,
+    grid: str = NATIVE,
+    hull: str = PIXEL_CENTRES,
+    model_size=MODEL_SIZE,
+) -> float:
     """Convexity Cx = Area(P) / Area(ConvexHull(P)), in pixel counts (paper, eq. 2).
 
     Args:
-        mask: 2D boolean mask.
+        mask: 2D boolean mask (the whole image for ``grid="model"``).
+        spacing: ``(row_mm, col_mm)``, used by ``grid="isotropic"`` only.
+        grid: "native" (default: the grid as given), "model" (resized to ``model_size``)
+            or "isotropic" (square pixels of the coarser spacing).
+        hull: "pixel_centres" (default: the hull of the pixel centres) or "skimage"
+            (``convex_hull_image``'s default, the hull of the pixels' edge midpoints).
+        model_size: ``(rows, cols)`` of the "model" grid.
 
     Returns:
-        Cx in (0, 1]; 1 for a digitised convex shape; NaN for an empty mask.
+        Cx in (0, 1]; 1 for a digitised convex shape with the pixel-centre hull; NaN for
+        an empty mask.
+
+    Raises:
+        ValueError: a bad mask or spacing, or a grid / hull that is not one of the choices.
     """
     m = as_mask(mask)
-    box = bbox(m)
-    if box is None:
-        return float("nan")
-    (m_box,) = crop_padded((m,), box)
-    return _convexity_cropped(m_box, _contour_padded(m_box))
+    _check_choice(hull, HULLS, "hull")
+    if spacing is not None:
+        spacing = as_spacing(spacing)
+    return _convexity_box(_on_grid(m, spacing, grid, model_size), hull)
 
 
 def perimeter4(mask) -> float:
@@ -213,24 +434,53 @@ def _simplicity_cropped(mask_box: np.ndarray, contour_box: np.ndarray, pts=None)
     return math.sqrt(4.0 * math.pi * area) / perimeter
 
 
-def simplicity(mask, spacing=None) -> float:
+def simplicity(mask, spacing=None, *, grid: str = ISOTROPIC, model_size=MODEL_SIZE) -> float:
     """Simplicity Sp = sqrt(4 pi Area(P)) / Perimeter(P) (paper, eq. 3).
 
     Args:
-        mask: 2D boolean mask.
-        spacing: optional ``(row_mm, col_mm)``; when the pixels are not square the mask is
-            resampled to square pixels of the coarser spacing first (see the module
-            docstring). None: the pixel grid as given.
+        mask: 2D boolean mask (the whole image for ``grid="model"``).
+        spacing: optional ``(row_mm, col_mm)``; with the default ``grid="isotropic"``,
+            when the pixels are not square the mask is resampled to square pixels of the
+            coarser spacing first (see the module docstring). None: the pixel grid as given.
+        grid: "isotropic" (default), "native" (the grid as given, whatever the spacing)
+            or "model" (resized to ``model_size`` by nearest neighbour).
+        model_size: ``(rows, cols)`` of the "model" grid.
 
     Returns:
         Sp (1 for an ideal disk; ~0.95 for a large digital disk with this estimator);
         NaN for an empty mask.
+
+    Raises:
+        ValueError: a bad mask or spacing, or a grid that is not one of the choices.
     """
     m = as_mask(mask)
-    box = bbox(m)
-    if box is None:
-        return float("nan")
-    (m_box,) = crop_padded((m,), box)
     if spacing is not None:
-        m_box = np.pad(resample_isotropic(m_box[1:-1, 1:-1], spacing, (box[0], box[2])), 1)
-    return _simplicity_cropped(m_box, _contour_padded(m_box))
+        spacing = as_spacing(spacing)
+    m_box = _on_grid(m, spacing, grid, model_size)
+    if m_box is None:
+        return float("nan")
+    return float(_simplicity_cropped(m_box, _contour_padded(m_box)))
+
+
+def shape_metrics(mask, spacing=None, convention=None) -> tuple[float, float]:
+    """``(convexity, simplicity)`` of one mask under a measurement convention.
+
+    Args:
+        mask: 2D boolean mask of the whole image.
+        spacing: ``(row_mm, col_mm)`` (needed by the "isotropic" grid).
+        convention: a :class:`ShapeConvention`, a name of :data:`CONVENTIONS` or a dict;
+            None: :data:`DEFAULT_CONVENTION` (the numbers of :func:`convexity` and
+            :func:`simplicity` with their defaults).
+
+    Returns:
+        ``(Cx, Sp)``, NaN for an empty mask.
+
+    >>> m = np.zeros((40, 40), bool); m[5:35, 10:30] = True
+    >>> [round(v, 3) for v in shape_metrics(m, (0.15, 0.3))]
+    [1.0, 0.93]
+    """
+    c = shape_convention(convention)
+    return (
+        convexity(mask, spacing, grid=c.convexity_grid, hull=c.hull, model_size=c.model_size),
+        simplicity(mask, spacing, grid=c.simplicity_grid, model_size=c.model_size),
+    )
