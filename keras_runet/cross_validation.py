@@ -146,12 +146,16 @@ def run_protocol(builder, folds: Sequence[int], config: TrainConfig) -> dict:
         against the ``paper`` preset) and ``"deviations"``, both lists in that order: what
         ``runet cv`` prints before it starts and the report's header lists.
     """
-    from keras_runet.presets import deviations
+    from keras_runet.presets import deviations, fields_off_the_paper
 
     protocol = fold_protocol(builder, folds)
     protocol["preset"] = config.preset
     protocol["fold_deviations"] = list(protocol["deviations"])
     protocol["setting_deviations"] = deviations(config, "paper")
+    table3 = config.preset == "paper-table3"
+    protocol["fields_off_the_paper"] = fields_off_the_paper(
+        config, "paper-table3" if table3 else "paper"
+    )
     protocol["deviations"] = protocol["fold_deviations"] + protocol["setting_deviations"]
     return protocol
 
@@ -366,12 +370,23 @@ def cross_validate(
                 progress(_fold_line(res))
     summary = summarize(rows, references=refs or None)
     summary["protocol"] = protocol
+    summary["params"] = model_params(models, config)
     paths = write_report(rows, run_dir, summary=summary, figures=figures)
     if figures:
         worst = _worst_case_figure(builder, rows, run_dir, models, config)
         if worst:
             paths["worst_figure"] = worst
     return {"rows": rows, "paths": paths, "summary": summary}
+
+
+def model_params(models: Sequence[str], config: TrainConfig) -> dict[str, int]:
+    """The parameter count of each model as ``config`` builds it (Table II's Params)."""
+    from keras_runet.models import build_model
+
+    counts = {}
+    for name in models:
+        counts[name] = int(build_model(name, **config.build_kwargs()).count_params())
+    return counts
 
 
 def _previous_settings(run_dir: Path, settings: dict, force: bool) -> dict | None:

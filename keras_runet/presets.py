@@ -45,6 +45,7 @@ __all__ = [
     "SOURCES",
     "Setting",
     "deviations",
+    "fields_off_the_paper",
     "preset_config",
     "preset_values",
     "provenance_table",
@@ -213,6 +214,17 @@ def _fmt(name: str, value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def fields_off_the_paper(config, preset: str = "paper") -> list[str]:
+    """The fields where ``config`` differs from a value the papers state (the first group
+    of :func:`deviations`): empty when the run trains what the paper trained."""
+    reference = PRESETS[preset] if preset in PRESETS else preset_values(preset)
+    return [
+        name
+        for name, setting in reference.items()
+        if setting.source != PACKAGE and getattr(config, name) != setting.value
+    ]
 
 
 def deviations(config, preset: str = "paper") -> list[str]:

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 
 from keras_runet.evaluation._validation import LA, LV_STRUCTURES, STRUCTURES
+from keras_runet.evaluation.paper import paper_table_lines
 
 __all__ = ["format_markdown"]
 
@@ -320,6 +321,7 @@ def format_markdown(summary: Mapping) -> str:
             f"Reference volumes: {summary.get('ef_reference', 'see report.json')}; "
             "bias = prediction - reference; EF in %."
         )
+    lines += paper_table_lines(summary)
     lines += _paired_lines(summary.get("paired_comparisons"))
     lines += _detector_lines(summary.get("failure_detector"))
     return "\n".join(lines) + "\n"
