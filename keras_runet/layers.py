@@ -77,8 +77,49 @@ class ParametricSigmoid(keras.layers.Layer):
         return config
 
 
+class _FixedKernelDilation(keras.layers.Layer):
+    """What the dilation layers share: ``dil`` checked, float32, each channel dilated on its
+    own (channels folded into the batch, so that one single-channel kernel serves any
+    number of channels), ``dil = 1`` the identity. A subclass gives :meth:`_convolve`."""
+
+    def __init__(self, dil: int = 11, **kwargs):
+        super().__init__(**_float32_policy(kwargs))
+        if int(dil) != dil or int(dil) < 1:
+            raise ValueError(f"{type(self).__name__}: dil must be a positive integer, got {dil!r}")
+        self.dil = int(dil)
+
+    def _convolve(self, x):
+        """``x``: ``(batch, H, W, 1)`` float32 -> the same, convolved ('same' padding)."""
+        raise NotImplementedError
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        if self.dil == 1:
+            return x
+        channels = x.shape[-1]
+        if channels is None:
+            raise ValueError(f"{type(self).__name__}: the number of channels must be known")
+        if channels != 1:
+            shape = ops.shape(x)
+            x = ops.transpose(x, (0, 3, 1, 2))
+            x = ops.reshape(x, (-1, shape[1], shape[2], 1))
+        x = self._convolve(x)
+        if channels != 1:
+            x = ops.reshape(x, (shape[0], channels, shape[1], shape[2]))
+            x = ops.transpose(x, (0, 2, 3, 1))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dil": self.dil})
+        return config
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class BoxDilation(keras.layers.Layer):
+class BoxDilation(_FixedKernelDilation):
     """Fixed-kernel dilation: convolution with a normalised ``dil x dil`` box, 'same' padding.
 
     Each output pixel is the mean of the input over the ``dil x dil`` window around it,
@@ -101,40 +142,10 @@ class BoxDilation(keras.layers.Layer):
         ``(batch, H, W, C)``; each channel is dilated on its own.
     """
 
-    def __init__(self, dil: int = 11, **kwargs):
-        super().__init__(**_float32_policy(kwargs))
-        if int(dil) != dil or int(dil) < 1:
-            raise ValueError(f"BoxDilation: dil must be a positive integer, got {dil!r}")
-        self.dil = int(dil)
-
-    def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        if self.dil == 1:
-            return x
-        channels = x.shape[-1]
-        if channels is None:
-            raise ValueError("BoxDilation: the number of channels must be known")
+    def _convolve(self, x):
         taps = ops.ones((self.dil,), dtype="float32") / float(self.dil)
-        # Depthwise-free trick: fold channels into the batch so that a single-channel
-        # kernel serves any number of channels.
-        if channels != 1:
-            shape = ops.shape(x)
-            x = ops.transpose(x, (0, 3, 1, 2))
-            x = ops.reshape(x, (-1, shape[1], shape[2], 1))
         x = ops.conv(x, ops.reshape(taps, (self.dil, 1, 1, 1)), padding="same")
-        x = ops.conv(x, ops.reshape(taps, (1, self.dil, 1, 1)), padding="same")
-        if channels != 1:
-            x = ops.reshape(x, (shape[0], channels, shape[1], shape[2]))
-            x = ops.transpose(x, (0, 2, 3, 1))
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"dil": self.dil})
-        return config
+        return ops.conv(x, ops.reshape(taps, (1, self.dil, 1, 1)), padding="same")
 
 
 def disk_kernel(dil: int) -> np.ndarray:
@@ -157,7 +168,7 @@ def disk_kernel(dil: int) -> np.ndarray:
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class DiskDilation(keras.layers.Layer):
+class DiskDilation(_FixedKernelDilation):
     """Fixed-kernel dilation by a disk: convolution with the normalised footprint of
     :func:`disk_kernel` (diameter ``dil``), 'same' padding.
 
@@ -176,37 +187,12 @@ class DiskDilation(keras.layers.Layer):
     """
 
     def __init__(self, dil: int = 11, **kwargs):
-        super().__init__(**_float32_policy(kwargs))
-        if int(dil) != dil or int(dil) < 1:
-            raise ValueError(f"DiskDilation: dil must be a positive integer, got {dil!r}")
-        self.dil = int(dil)
+        super().__init__(dil, **kwargs)
         footprint = disk_kernel(self.dil).astype("float32")
         self._kernel = (footprint / footprint.sum()).reshape(self.dil, self.dil, 1, 1)
 
-    def call(self, inputs):
-        x = ops.cast(inputs, "float32")
-        if self.dil == 1:
-            return x
-        channels = x.shape[-1]
-        if channels is None:
-            raise ValueError("DiskDilation: the number of channels must be known")
-        if channels != 1:  # as BoxDilation: channels folded into the batch
-            shape = ops.shape(x)
-            x = ops.transpose(x, (0, 3, 1, 2))
-            x = ops.reshape(x, (-1, shape[1], shape[2], 1))
-        x = ops.conv(x, ops.convert_to_tensor(self._kernel), padding="same")
-        if channels != 1:
-            x = ops.reshape(x, (shape[0], channels, shape[1], shape[2]))
-            x = ops.transpose(x, (0, 2, 3, 1))
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return input_shape
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"dil": self.dil})
-        return config
+    def _convolve(self, x):
+        return ops.conv(x, ops.convert_to_tensor(self._kernel), padding="same")
 
 
 #: The dilation layer of each kernel shape (``TrainConfig.roi_kernel``).

@@ -89,8 +89,13 @@ def _count(outl, n) -> str:
     return f"{outl} ({100.0 * outl / n:.1f} %)"
 
 
-def _params(value) -> str:
-    return "" if value is None else f"{value / 1e6:.2f} M" if value > 100 else f"{value:.1f} M"
+def _params(count: int | None) -> str:
+    """Our parameter count, in millions as the paper prints them."""
+    return "" if count is None else f"{count / 1e6:.2f} M"
+
+
+def _paper_params(millions: float | None) -> str:
+    return "" if millions is None else f"{millions:.1f} M"
 
 
 def _diff(ours, theirs) -> str:
@@ -141,7 +146,7 @@ def paper_table_lines(summary: Mapping) -> list[str]:
             if ok and key in paper:
                 p = paper[key]
                 lines.append(
-                    f"| {label}, the paper | {_params(p['params_m'])} | "
+                    f"| {label}, the paper | {_paper_params(p['params_m'])} | "
                     f"{_pm(p['LVendo']['mad_mm'])} | {_pm(p['LVendo']['hd_mm'])} | "
                     f"{_pm(p['LVepi']['mad_mm'])} | {_pm(p['LVepi']['hd_mm'])} | "
                     f"{_count(p['geometric_outliers'], PAPER_IMAGES)} | "
