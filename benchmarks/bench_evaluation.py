@@ -163,6 +163,7 @@ def main(argv=None) -> int:
             workers=args.workers,
             postprocess=args.postprocess,
             distance_method=args.distance_method,
+            progress=False,  # timed: no progress lines
         )
         times.append(time.perf_counter() - t)
         cpu.append(_cpu_s() - c)  # this process + its (reaped) workers

@@ -13,8 +13,11 @@ Run directory::
     run_dir/
       cv_config.json
       <model>/fold<k>/     the training run (see keras_runet.training) +
-                           per_image.csv (this fold's rows), predictions.npz
+                           per_image.csv (this fold's rows), predictions.npz,
+                           evaluation.json (what the rows were computed with),
+                           per_image_postprocessed.csv (postprocess "both")
       report.md  report.json  per_image.csv  hd_distribution.png  worst_cases.png
+      per_image_postprocessed.csv (postprocess "both")
 
 For RU-Net the per-image rows also carry ``roi_fraction``, the mean of the ROI mask the
 first U-Net produced for that image, and the fold's progress line its mean: near 1.0 the
@@ -22,7 +25,11 @@ first U-Net predicted no background and the attention passed the whole image (se
 docs/tuning.md).
 
 A fold whose ``per_image.csv`` exists is skipped on a rerun (its rows are read back); an
-interrupted fold resumes its training from its last finished epoch.
+interrupted fold resumes its training from its last finished epoch. The evaluation settings
+(:func:`evaluation_settings`: the ``postprocess`` mode "raw", "post" or "both", and the
+outlier thresholds) are not training settings: a rerun with other ones evaluates the saved
+predictions again, without training, reusing the rows of a pass it already has (raw ->
+both evaluates only the post-processed pass).
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_runet.config import TrainConfig
+from keras_runet.evaluation.outliers import OutlierThresholds
+from keras_runet.evaluation.postprocess import postprocess_mode, postprocess_passes
+from keras_runet.evaluation.reports import POSTPROCESSED_CSV
 
 # Predicting and evaluating a split lives in keras_runet.split_evaluation; its names stay
 # importable from here (``runet evaluate`` and the notebooks use them).
@@ -183,12 +193,16 @@ def format_fold_protocol(protocol: Mapping) -> list[str]:
 
 @dataclasses.dataclass
 class FoldResult:
+    """One fold of one model: its primary rows (and, for postprocess "both", the
+    post-processed rows of the same predictions), and what the run did with it."""
+
     model: str
     fold: int
     rows: list[dict]
     skipped: bool
     seconds: float
     reevaluated: bool = False
+    postprocessed_rows: list[dict] | None = None
 
 
 class SettingsMismatchError(ValueError):
@@ -199,6 +213,61 @@ class SettingsMismatchError(ValueError):
 _EVALUATION_FILE = "evaluation.json"
 
 
+def evaluation_settings(postprocess="raw", thresholds=None) -> dict:
+    """What a fold's rows are computed with, as ``evaluation.json`` records it.
+
+    Args:
+        postprocess: "raw", "post", "both" or the bool of earlier versions
+            (:func:`~keras_runet.evaluation.postprocess.postprocess_mode`).
+        thresholds: :class:`~keras_runet.evaluation.OutlierThresholds`, its dict, or None
+            (the paper's Table I).
+
+    Returns:
+        ``{"postprocess": mode, "thresholds": dict or None}``: None when the thresholds
+        are Table I's, so that giving the defaults explicitly changes nothing.
+
+    Raises:
+        ValueError: a bad mode or thresholds dict (the message names it).
+    """
+    mode = postprocess_mode(postprocess)
+    if isinstance(thresholds, Mapping):
+        thresholds = OutlierThresholds.from_dict(thresholds)
+    if thresholds is not None and not isinstance(thresholds, OutlierThresholds):
+        raise ValueError(f"thresholds must be OutlierThresholds or a dict, got {thresholds!r}")
+    if thresholds is None or thresholds == OutlierThresholds():
+        return {"postprocess": mode, "thresholds": None}
+    return {"postprocess": mode, "thresholds": thresholds.to_dict()}
+
+
+def _recorded_settings(record: Mapping | None) -> dict | None:
+    """The :func:`evaluation_settings` of an ``evaluation.json`` / ``cv_config.json`` record
+    (a bool ``postprocess`` and no ``thresholds`` in earlier versions); None for a record
+    that is not a settings record (an evaluation interrupted while it rewrote the rows)."""
+    if record is None or "postprocess" not in record:
+        return None
+    try:
+        return evaluation_settings(record["postprocess"], record.get("thresholds"))
+    except ValueError:
+        return None
+
+
+def _reusable_rows(fold_dir: Path, rows: list[dict], done: dict | None, asked: dict) -> dict:
+    """``{postprocess flag: rows}`` of a finished fold that the evaluation ``asked`` can
+    reuse: those evaluated under the same thresholds (``done``: the fold's settings)."""
+    if done is None or done["thresholds"] != asked["thresholds"]:
+        return {}
+    from keras_runet.evaluation import read_per_image_csv
+
+    flags = postprocess_passes(done["postprocess"])
+    saved = {flags[0]: rows}
+    if len(flags) > 1 and (fold_dir / POSTPROCESSED_CSV).exists():
+        saved[flags[1]] = read_per_image_csv(fold_dir / POSTPROCESSED_CSV)
+    # The rows say themselves whether they are post-processed: a guard against a mix-up.
+    return {
+        flag: r for flag, r in saved.items() if all(bool(x["postprocessed"]) == flag for x in r)
+    }
+
+
 def run_fold(
     builder,
     model_name: str,
@@ -207,7 +276,8 @@ def run_fold(
     config: TrainConfig,
     *,
     workers: int = 0,
-    postprocess: bool = False,
+    postprocess="raw",
+    thresholds: OutlierThresholds | None = None,
     verbose: int | str = 0,
     keep_predictions: bool = True,
     callbacks: list | None = None,
@@ -216,9 +286,24 @@ def run_fold(
     """Train, predict and evaluate one model on one fold.
 
     A finished fold (its ``per_image.csv``) is skipped, or, if its rows were computed with
-    other evaluation settings (``postprocess``; ``evaluated_with`` gives the run's previous
-    settings for folds that predate ``evaluation.json``), evaluated again from its saved
-    predictions, without training.
+    other evaluation settings (:func:`evaluation_settings`: ``postprocess``, ``thresholds``;
+    ``evaluated_with`` gives the run's previous settings for folds that predate
+    ``evaluation.json``), evaluated again from its saved predictions, without training;
+    the rows of a pass evaluated before under the same thresholds are reused.
+
+    Args:
+        builder, model_name, fold, run_dir, config: the dataset, the model, the fold, the
+            run directory and the training configuration.
+        workers: evaluation worker processes.
+        postprocess: "raw", "post" or "both" (a bool reads as "raw" / "post"); with
+            "both" the fold also writes ``per_image_postprocessed.csv``.
+        thresholds: the outlier thresholds of the rows (default: Table I).
+        verbose, callbacks: of the training.
+        keep_predictions: save ``predictions.npz`` (needed to evaluate again).
+        evaluated_with: see above.
+
+    Returns:
+        A :class:`FoldResult` (its ``postprocessed_rows`` for "both").
     """
     import keras
 
@@ -227,19 +312,46 @@ def run_fold(
     start = time.perf_counter()
     fold_dir = Path(run_dir) / model_name / f"fold{fold}"
     rows_path = fold_dir / "per_image.csv"
-    settings = {"postprocess": bool(postprocess)}
+    post_path = fold_dir / POSTPROCESSED_CSV
+    eval_path = fold_dir / _EVALUATION_FILE
+    settings = evaluation_settings(postprocess, thresholds)
+    passes = postprocess_passes(settings["postprocess"])
+    thresholds = thresholds or OutlierThresholds()
+
+    def write_rows(by_flag: dict) -> tuple[list, list | None]:
+        # Until every file is written, evaluation.json is no settings record: an evaluation
+        # interrupted here is done again in full, never mistaken for finished rows.
+        write_json(eval_path, {"incomplete": settings})
+        post = by_flag[True] if len(passes) > 1 else None
+        if post is not None:
+            write_per_image_csv(post, post_path)
+        else:
+            post_path.unlink(missing_ok=True)
+        write_per_image_csv(by_flag[passes[0]], rows_path)
+        write_json(eval_path, settings)
+        return by_flag[passes[0]], post
+
     if rows_path.exists():
         rows = read_per_image_csv(rows_path)
-        eval_path = fold_dir / _EVALUATION_FILE
-        done = json.loads(eval_path.read_text()) if eval_path.exists() else evaluated_with
-        if done is None or done == settings:
-            return FoldResult(model_name, fold, rows, True, 0.0)
+        record = json.loads(eval_path.read_text()) if eval_path.exists() else evaluated_with
+        # No record at all (a fold of an early version run alone): taken as asked.
+        done = settings if record is None else _recorded_settings(record)
+        saved = _reusable_rows(fold_dir, rows, done, settings)
+        needed = [flag for flag in passes if flag not in saved]
+        if done == settings and not needed:
+            post = saved[True] if len(passes) > 1 else None
+            return FoldResult(
+                model_name, fold, saved[passes[0]], True, 0.0, postprocessed_rows=post
+            )
         log.info("%s: evaluating the saved predictions again (%s -> %s)", fold_dir, done, settings)
-        test = fold_split_strings(builder, fold)["test"]
-        rows = evaluate_items(saved_items(builder, test, fold_dir, rows), workers, postprocess)
-        write_per_image_csv(rows, rows_path)
-        write_json(eval_path, settings)
-        return FoldResult(model_name, fold, rows, False, time.perf_counter() - start, True)
+        if needed:
+            test = fold_split_strings(builder, fold)["test"]
+            items = saved_items(builder, test, fold_dir, rows)
+            for flag in needed:
+                saved[flag] = evaluate_items(items, workers, flag, thresholds=thresholds)
+        rows, post = write_rows(saved)
+        seconds = time.perf_counter() - start
+        return FoldResult(model_name, fold, rows, False, seconds, True, postprocessed_rows=post)
     splits = fold_split_strings(builder, fold)
     config = dataclasses.replace(config, model=model_name)
     result = train(
@@ -258,16 +370,16 @@ def run_fold(
         batch_size=config.batch_size,
     )
     items = [dict(it, model=model_name, fold=fold) for out in predictions.values() for it in out]
-    rows = evaluate_items(items, workers, postprocess)
+    by_flag = {flag: evaluate_items(items, workers, flag, thresholds=thresholds) for flag in passes}
     if keep_predictions:
         arrays = {prediction_key(it): it["pred"] for it in items}
         with atomic_path(fold_dir / "predictions.npz", suffix=".npz") as tmp:
             np.savez_compressed(tmp, **arrays)
     refs = references_from_items(items)
     write_json(fold_dir / "references.json", refs)
-    write_json(fold_dir / _EVALUATION_FILE, settings)
-    write_per_image_csv(rows, rows_path)  # last: marks the fold as done
-    return FoldResult(model_name, fold, rows, False, time.perf_counter() - start)
+    rows, post = write_rows(by_flag)  # per_image.csv last: it marks the fold as done
+    seconds = time.perf_counter() - start
+    return FoldResult(model_name, fold, rows, False, seconds, postprocessed_rows=post)
 
 
 def _fold_line(res: FoldResult) -> str:
@@ -295,7 +407,8 @@ def cross_validate(
     config: TrainConfig,
     *,
     workers: int = 0,
-    postprocess: bool = False,
+    postprocess="raw",
+    thresholds: OutlierThresholds | None = None,
     verbose: int | str = 0,
     progress: Callable[[str], None] | None = None,
     figures: bool = True,
@@ -305,8 +418,8 @@ def cross_validate(
 
     A rerun in the same ``run_dir`` reuses its finished folds only if they were trained with
     the same settings and dataset (else :class:`SettingsMismatchError` names the differing
-    settings; ``force`` starts over); a change of ``postprocess`` only evaluates the saved
-    predictions again. More folds or models than before extend the run.
+    settings; ``force`` starts over); a change of ``postprocess`` or ``thresholds`` only
+    evaluates the saved predictions again. More folds or models than before extend the run.
 
     Args:
         builder: a prepared TFDS camus builder (any config with ED/ES images).
@@ -316,7 +429,11 @@ def cross_validate(
         config: the training configuration shared by the models (its ``model`` is
             replaced by each model name).
         workers: evaluation worker processes.
-        postprocess: evaluate post-processed predictions (largest component + holes).
+        postprocess: "raw" (default), "post" (evaluate post-processed predictions: largest
+            component + holes) or "both" (the raw rows in every table, the same predictions
+            post-processed in ``per_image_postprocessed.csv`` and the report's
+            "Post-processed predictions"); a bool reads as "raw" / "post".
+        thresholds: the outlier thresholds of the rows and the report (default: Table I).
         verbose: Keras verbosity while training.
         progress: called with one line per fold (e.g. ``print``).
         figures: draw the HD distribution and worst-case figures.
@@ -326,9 +443,14 @@ def cross_validate(
         SettingsMismatchError: ``run_dir`` holds folds trained with other settings.
 
     Returns:
-        ``{"rows": [...], "paths": {...}, "summary": {...}}``.
+        ``{"rows": [...], "postprocessed_rows": [...] or None, "paths": {...},
+        "summary": {...}}`` (the rows of every fold; post-processed for "both").
     """
     from keras_runet.evaluation import summarize, write_report
+
+    evaluation = evaluation_settings(postprocess, thresholds)
+    mode = evaluation["postprocess"]
+    thresholds = thresholds or OutlierThresholds()
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -339,7 +461,7 @@ def cross_validate(
         "models": list(models),
         "folds": [int(k) for k in folds],
         "train": config.to_json(),
-        "postprocess": postprocess,
+        **evaluation,
         "dataset": f"{builder.info.full_name}",
         "dataset_fingerprint": dict(builder.info.metadata or {})
         .get("source", {})
@@ -348,7 +470,7 @@ def cross_validate(
     }
     previous = _previous_settings(run_dir, settings, force)
     write_json(run_dir / "cv_config.json", settings)
-    rows, refs = [], {}
+    rows, post_rows, refs = [], [], {}
     for model_name in models:
         for k in folds:
             res = run_fold(
@@ -358,7 +480,8 @@ def cross_validate(
                 run_dir,
                 config,
                 workers=workers,
-                postprocess=postprocess,
+                postprocess=mode,
+                thresholds=thresholds,
                 verbose=verbose,
                 evaluated_with=previous,
             )
@@ -366,17 +489,27 @@ def cross_validate(
             if ref_path.exists():
                 refs.update(json.loads(ref_path.read_text()))
             rows.extend(res.rows)
+            post_rows.extend(res.postprocessed_rows or [])
             if progress:
                 progress(_fold_line(res))
-    summary = summarize(rows, references=refs or None)
+    post_rows = post_rows if mode == "both" else None
+    summary = summarize(rows, thresholds, references=refs or None)
     summary["protocol"] = protocol
     summary["params"] = model_params(models, config)
-    paths = write_report(rows, run_dir, summary=summary, figures=figures)
+    paths = write_report(
+        rows,
+        run_dir,
+        thresholds=thresholds,
+        references=refs or None,
+        summary=summary,
+        figures=figures,
+        postprocessed_rows=post_rows,
+    )
     if figures:
-        worst = _worst_case_figure(builder, rows, run_dir, models, config)
+        worst = _worst_case_figure(builder, rows, run_dir, postprocess=mode == "post")
         if worst:
             paths["worst_figure"] = worst
-    return {"rows": rows, "paths": paths, "summary": summary}
+    return {"rows": rows, "postprocessed_rows": post_rows, "paths": paths, "summary": summary}
 
 
 def model_params(models: Sequence[str], config: TrainConfig) -> dict[str, int]:
@@ -393,7 +526,9 @@ def _previous_settings(run_dir: Path, settings: dict, force: bool) -> dict | Non
     """Checks ``run_dir``'s earlier ``cv_config.json`` against ``settings``.
 
     Returns:
-        The evaluation settings its folds were evaluated with (None: a new run).
+        The evaluation settings its folds were evaluated with, as the file holds them
+        (``postprocess``, a bool in earlier versions, and ``thresholds`` when recorded;
+        read by :func:`_recorded_settings`), or None: a new run.
 
     Raises:
         SettingsMismatchError: the training settings or the dataset differ (unless
@@ -417,7 +552,10 @@ def _previous_settings(run_dir: Path, settings: dict, force: bool) -> dict | Non
         if old_train.get(key) != new_train.get(key):
             diffs.append(f"{key} {old_train.get(key)!r} -> {new_train.get(key)!r}")
     if not diffs:
-        return {"postprocess": bool(old.get("postprocess", False))}
+        recorded = {"postprocess": old.get("postprocess", False)}
+        if "thresholds" in old:
+            recorded["thresholds"] = old["thresholds"]
+        return recorded
     if not force:
         raise SettingsMismatchError(
             f"{run_dir} holds a cross-validation trained with other settings "
@@ -430,9 +568,11 @@ def _previous_settings(run_dir: Path, settings: dict, force: bool) -> dict | Non
     return None
 
 
-def _worst_case_figure(builder, rows, run_dir, models, config, k: int = 6):
-    """Overlays of the worst final segmentations (largest LV HD), from saved predictions."""
+def _worst_case_figure(builder, rows, run_dir, *, postprocess: bool = False, k: int = 6):
+    """Overlays of the worst final segmentations (largest LV HD), from saved predictions
+    (post-processed as the rows were, when ``postprocess``)."""
     from keras_runet.evaluation.figures import case_title, plot_worst_cases, worst_indices
+    from keras_runet.evaluation.postprocess import postprocess_label_map
 
     seg_rows = [r for r in rows if r.get("output") == "segmentation"]
     if not seg_rows:
@@ -447,6 +587,8 @@ def _worst_case_figure(builder, rows, run_dir, models, config, k: int = 6):
         key = (r["patient_id"], r["view"], r["instant"])
         with np.load(npz) as preds:
             pred = preds[f"segmentation/{r['patient_id']}_{r['view']}_{r['instant']}"]
+        if postprocess:
+            pred = postprocess_label_map(pred)
         ref, image, spacing = images.get(key, (None, None, None))
         if ref is None:
             continue

@@ -13,7 +13,8 @@ Cross-validation (:mod:`keras_runet.cross_validation`), the tuning trials
   (``report.md``, ``report.json``, ``per_image.csv``, figures).
 - :func:`evaluate_model`: the validation metrics a tuning trial reports (outlier rates,
   native-grid Dice and the ROI fraction), from :func:`outlier_rates`.
-- :func:`saved_items`, :func:`references_from_items`, :func:`evaluate_items`: rebuild and
+- :func:`saved_items`, :func:`references_from_items`, :func:`evaluate_items` (and
+  :func:`evaluate_modes`, both from :mod:`keras_runet.evaluation.reports`): rebuild and
   evaluate the items of a finished cross-validation fold from its saved predictions.
 
 The metric definitions are in docs/metrics.md.
@@ -26,6 +27,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+# One evaluation pass of items (rows carrying roi_fraction), and the passes of a
+# postprocess mode: declared with the reports, importable from here.
+from keras_runet.evaluation.reports import evaluate_items, evaluate_modes  # noqa: F401
 
 # The ClassLabel names of the camus builder's features, by index.
 from tfds_camus.camus.camus_dataset_builder import INSTANTS, QUALITIES, VIEWS
@@ -212,18 +217,6 @@ def references_from_items(items: Sequence[dict]) -> dict[str, dict]:
     return refs
 
 
-def evaluate_items(items: Sequence[dict], workers: int = 0, postprocess: bool = False) -> list:
-    """:func:`~keras_runet.evaluation.evaluate_label_maps` rows of ``items``, each carrying
-    its item's ``roi_fraction`` (RU-Net)."""
-    from keras_runet.evaluation import evaluate_label_maps
-
-    rows = evaluate_label_maps(items, workers=workers, postprocess=postprocess)
-    for row, it in zip(rows, items, strict=True):  # one row per item, in order
-        if "roi_fraction" in it:
-            row["roi_fraction"] = it["roi_fraction"]
-    return rows
-
-
 def evaluate_model_on_split(
     model,
     builder,
@@ -234,14 +227,16 @@ def evaluate_model_on_split(
     batch_size: int = 8,
     workers: int = 0,
     thresholds=None,
-    postprocess: bool = False,
+    postprocess="raw",
     distance_method: str = "edt",
     figures: bool = True,
 ):
     """Predict a prepared split with ``model`` and write the evaluation report.
 
     Every output of the model is evaluated on each image's native grid; the EF table uses
-    the ``Info_*.cfg`` values carried by the dataset.
+    the ``Info_*.cfg`` values carried by the dataset; RU-Net's rows carry ``roi_fraction``
+    from the same forward pass. ``postprocess`` is "raw", "post" or "both" (the same
+    predictions evaluated twice, ``per_image_postprocessed.csv`` beside ``per_image.csv``).
 
     Args:
         model: a ``keras.Model`` of this package (dict outputs).
@@ -351,8 +346,13 @@ def evaluate_model(
     )[output]
     if not items:
         raise ValueError("the validation split has no images to evaluate")
-    rows = evaluate_label_maps(
-        items, workers=workers, thresholds=thresholds, reference_shapes=False, volumes=False
+    rows = evaluate_label_maps(  # a tuning trial logs its own line: no progress here
+        items,
+        workers=workers,
+        thresholds=thresholds,
+        reference_shapes=False,
+        volumes=False,
+        progress=False,
     )
     metrics = outlier_rates(rows)
     if "roi_fraction" in items[0]:

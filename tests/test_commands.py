@@ -90,14 +90,71 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     err = capsys.readouterr().err
     assert "other settings (epochs 2 -> 3)" in err and "--force" in err
     config = json.loads((out / "cv_config.json").read_text())
-    assert config["train"]["epochs"] == 2 and config["postprocess"] is False  # not rewritten
+    assert config["train"]["epochs"] == 2 and config["postprocess"] == "raw"  # not rewritten
+    assert config["thresholds"] is None  # Table I
     # Post-processing only changes the evaluation: the saved predictions are evaluated again.
+    # (A bare --postprocess keeps its old meaning: the post-processed rows only.)
+    training_files = {
+        f: f.stat().st_mtime_ns
+        for f in out.glob("*/fold*/*")
+        if f.name in ("best.keras", "last.keras", "state.json", "history.csv")
+    }
+    assert len(training_files) == 4 * 4
+
+    def not_retrained():
+        return all(f.stat().st_mtime_ns == t for f, t in training_files.items())
+
     assert cli.main([*argv, "--postprocess"]) == 0
     assert capsys.readouterr().out.count("saved predictions evaluated again") == 4
-    assert best.stat().st_mtime_ns == trained_at  # not retrained
+    assert best.stat().st_mtime_ns == trained_at and not_retrained()
     again = read_per_image_csv(out / "per_image.csv")
     assert len(again) == len(rows) and all(r["postprocessed"] for r in again)
-    assert json.loads((out / "cv_config.json").read_text())["postprocess"] is True
+    assert json.loads((out / "cv_config.json").read_text())["postprocess"] == "post"
+    # Both: the raw rows again as the primary ones (equal to the first evaluation, now from
+    # predictions.npz), the post-processed ones beside them, in every fold and the report.
+    assert cli.main([*argv, "--postprocess", "both"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("saved predictions evaluated again") == 4 and not_retrained()
+    assert "## Post-processed predictions" in printed
+    both = read_per_image_csv(out / "per_image.csv")
+    post = read_per_image_csv(out / "per_image_postprocessed.csv")
+    assert [r["LVendo_hd_mm"] for r in both] == pytest.approx(
+        [r["LVendo_hd_mm"] for r in rows], nan_ok=True
+    )
+    assert [r["LVendo_dice"] for r in post] == [r["LVendo_dice"] for r in again]
+    assert not any(r["postprocessed"] for r in both) and all(r["postprocessed"] for r in post)
+    for fold_dir in out.glob("*/fold*"):
+        assert json.loads((fold_dir / "evaluation.json").read_text()) == {
+            "postprocess": "both", "thresholds": None,
+        }  # fmt: skip
+        assert (fold_dir / "per_image_postprocessed.csv").exists()
+    summary = json.loads((out / "report.json").read_text())
+    assert summary["postprocess"] == "both" and len(summary["postprocessing_effect"]) == 3
+    # Other thresholds: evaluated again (not retrained), recorded, and named in the report.
+    strict = tmp_path / "strict.json"
+    strict.write_text(json.dumps({"hd_mm_ed": 1.0, "hd_mm_es": 1.0}))
+    assert cli.main([*argv, "--postprocess", "both", "--thresholds", str(strict)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("saved predictions evaluated again") == 4 and not_retrained()
+    assert "not the paper's Table I: hd_mm_ed 1.0 (Table I: 8.2)" in printed
+    strict_rows = read_per_image_csv(out / "per_image.csv")
+    expected = [r["LVendo_hd_mm"] > 1.0 or r["LVepi_hd_mm"] > 1.0 for r in strict_rows]
+    assert [r["geometric_outlier"] for r in strict_rows] == [
+        e or r["geometric_outlier"] for e, r in zip(expected, both, strict=True)
+    ]
+    fold = json.loads((out / "unet1" / "fold1" / "evaluation.json").read_text())
+    assert fold["postprocess"] == "both" and fold["thresholds"]["hd_mm_ed"] == 1.0
+    assert json.loads((out / "report.json").read_text())["thresholds"]["hd_mm_es"] == 1.0
+    # The same settings once more (the recorded thresholds read back equal): nothing to do.
+    from keras_runet.config import TrainConfig
+    from keras_runet.cross_validation import run_fold
+    from keras_runet.prediction_files import read_thresholds
+
+    config = TrainConfig.from_json(json.loads((out / "cv_config.json").read_text())["train"])
+    for model, k in (("unet1", 1), ("runet", 2)):
+        res = run_fold(camus_tiny["builder"], model, k, out, config, postprocess="both",
+                       thresholds=read_thresholds(strict))  # fmt: skip
+        assert res.skipped and len(res.postprocessed_rows) == len(res.rows) > 0
 
 
 @pytest.mark.parametrize(
@@ -113,6 +170,10 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
         (["train", "--data-dir", "D", "--out", "x", "--width", "0"], "--width must be a pos"),
         (["cv", "--data-dir", "D", "--out", "x", "--shift", "1.5"], "--shift must be within"),
         (["train", "--data-dir", "D", "--out", "x", "--shift", "0"], "--shift must be within"),
+        (
+            ["cv", "--data-dir", "D", "--out", "x", "--thresholds", "/no/t.json"],
+            "--thresholds /no/t",
+        ),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, camus_tiny, capsys):
@@ -131,6 +192,20 @@ class _nullcontext:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.parametrize("command", ["cv", "evaluate"])
+def test_postprocess_takes_a_mode_and_alone_keeps_its_old_meaning(command):
+    from keras_runet.cli import build_parser
+
+    parser = build_parser([command])
+    base = [command, "--out", "x"] + (["--data-dir", "D"] if command == "cv" else [])
+    assert parser.parse_args(base).postprocess == "raw"
+    assert parser.parse_args([*base, "--postprocess"]).postprocess == "post"
+    assert parser.parse_args([*base, "--postprocess", "--workers", "0"]).postprocess == "post"
+    assert parser.parse_args([*base, "--postprocess", "both"]).postprocess == "both"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--postprocess", "yes"])
 
 
 def test_cli_error_in_a_fresh_process_has_no_traceback(tmp_path):
@@ -174,6 +249,15 @@ def test_runet_evaluate_a_model_on_a_dataset_split(camus_tiny, tmp_path, capsys)
     assert {r["output"] for r in rows} == {"coarse", "segmentation"}
     assert all(r["model"] == "runet" and r["height"] > 100 for r in rows)
     assert (out / "worst_cases.png").exists()
+    # Each row carries the mean of RU-Net's ROI mask from the prediction pass: their mean
+    # over the split is the one a second, separate pass measures.
+    from keras_runet.split_evaluation import roi_fraction
+
+    model = keras.saving.load_model(model_path)
+    split = camus_tiny["builder"].as_dataset(split="group2", shuffle_files=False)
+    seg = [r["roi_fraction"] for r in rows if r["output"] == "segmentation"]
+    assert len(seg) == 8 and all(0.0 <= f <= 1.0 for f in seg)
+    assert np.mean(seg) == pytest.approx(roi_fraction(model, split, image_size=(64, 64)), abs=1e-5)
     # Mixing the two modes, or a missing model file, is a one-line usage error.
     assert cli.main([*argv[:-4], "--out", str(out), "--camus", "x"]) == 2
     assert cli.main(["evaluate", "--model-file", str(tmp_path / "none.keras"), "--data-dir",

@@ -185,3 +185,42 @@ def test_runet_evaluate_refuses_damaged_predictions(camus, references, tmp_path,
     if damage == "nan_probabilities":
         assert "non-finite" in err
     assert not (tmp_path / "o" / "report.md").exists()
+
+
+def test_runet_evaluate_both_reads_the_files_twice_and_matches_each_mode(
+    camus, references, tmp_path, capsys
+):
+    """``--postprocess both``: the raw rows in per_image.csv, the same files post-processed
+    in per_image_postprocessed.csv, each equal to that mode evaluated on its own."""
+    from keras_runet.evaluation import read_per_image_csv
+
+    def with_island(gt):  # a detached LV island in the corner: the post-processing drops it
+        pred = gt.copy()
+        pred[2:8, 2:8] = 1
+        return pred
+
+    folder = tmp_path / "unet1"
+    folder.mkdir()
+    two = sorted({pid for pid, _, _ in references})[:2]  # 8 images: enough, and quick
+    chosen = {key: data for key, data in references.items() if key[0] in two}
+    for (pid, view, instant), data in chosen.items():
+        np.save(folder / f"{pid}_{view}_{instant}.npy", with_island(data["gt"]))
+    out = tmp_path / "report"
+    argv = ["evaluate", "--pred", f"unet1={folder}", "--camus", str(camus), "--out", str(out),
+            "--workers", "0", "--worst", "1", "--postprocess", "both"]  # fmt: skip
+    assert main(argv) == 0
+    assert "## Post-processed predictions" in capsys.readouterr().out
+    assert (out / "worst_cases.png").is_file()
+    raw = read_per_image_csv(out / "per_image.csv")
+    post = read_per_image_csv(out / "per_image_postprocessed.csv")
+    order = sorted(chosen)  # the command evaluates the files sorted by image
+    items = [dict(it, model="unet1") for it in _items(chosen, with_island)]
+    items.sort(key=lambda it: (it["patient_id"], it["view"], it["instant"]))
+    assert [(r["patient_id"], r["view"], r["instant"]) for r in raw] == order
+    for flag, mine in ((False, raw), (True, post)):
+        alone = evaluate_label_maps(items, postprocess=flag)
+        for key in ("LVendo_hd_mm", "LVendo_dice", "LVepi_convexity", "geometric_outlier"):
+            assert [r[key] for r in mine] == pytest.approx([r[key] for r in alone]), key
+    assert all(r["geometric_outlier"] for r in raw) and not any(
+        r["geometric_outlier"] for r in post
+    )

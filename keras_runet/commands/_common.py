@@ -114,11 +114,13 @@ def image_size(value: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
+def add_data_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """``--data-dir`` (required unless ``required=False``: the command checks it), ``--manual-dir``
+    and ``--config``."""
     g = p.add_argument_group("data")
     g.add_argument(
         "--data-dir",
-        required=True,
+        required=required,
         help="TFDS data dir holding the prepared camus dataset (see `runet prepare`)",
     )
     g.add_argument(
@@ -142,6 +144,50 @@ def add_workers_argument(p) -> None:
         default=DEFAULT_WORKERS,
         help=f"evaluation worker processes (default: {DEFAULT_WORKERS}; 0 or 1: in this process)",
     )
+
+
+def add_postprocess_argument(p) -> None:
+    """``--postprocess [{raw,post,both}]``, the same in ``runet cv`` and ``runet evaluate``:
+    absent "raw", bare "post" (the switch of earlier versions). The modes are
+    :data:`keras_runet.evaluation.postprocess.POSTPROCESS_MODES` (imported when the
+    command's parser is built, not for ``runet --help``)."""
+    from keras_runet.evaluation.postprocess import POSTPROCESS_MODES
+
+    p.add_argument(
+        "--postprocess",
+        nargs="?",
+        const="post",
+        default="raw",
+        choices=POSTPROCESS_MODES,
+        help="evaluate the predictions raw (the default; the RU-Net paper's outliers), post "
+        "(the CAMUS post-processing: largest component of each structure, holes filled; "
+        "what a bare --postprocess means) or both (the same predictions evaluated twice: "
+        "the tables of the raw ones, plus per_image_postprocessed.csv and a "
+        "'Post-processed predictions' section with the effect of the post-processing)",
+    )
+
+
+def add_thresholds_argument(p) -> None:
+    """``--thresholds JSON``, the same in ``runet cv``, ``runet evaluate`` and ``runet predict``
+    (read by :func:`thresholds_from_args`)."""
+    p.add_argument(
+        "--thresholds",
+        metavar="JSON",
+        help="JSON file overriding outlier thresholds (fields of OutlierThresholds, e.g. "
+        "from `runet thresholds`); default: the paper's Table I",
+    )
+
+
+def thresholds_from_args(args):
+    """The :class:`~keras_runet.evaluation.OutlierThresholds` of ``--thresholds``
+    (:func:`keras_runet.prediction_files.read_thresholds`; Table I without the flag); a bad
+    file is a UsageError naming it."""
+    from keras_runet.prediction_files import PredictionFileError, read_thresholds
+
+    try:
+        return read_thresholds(args.thresholds)
+    except PredictionFileError as err:
+        raise UsageError(f"--thresholds {err}") from None
 
 
 def workers_from_args(args) -> int:

@@ -1,4 +1,9 @@
-"""`runet cv`: the paper's 10-fold cross-validation of one or more models, with the report."""
+"""`runet cv`: the paper's 10-fold cross-validation of one or more models, with the report.
+
+``--postprocess`` and ``--thresholds`` are evaluation settings: a rerun with other ones
+evaluates the saved predictions of the finished folds again, without training
+(:func:`keras_runet.cross_validation.run_fold`).
+"""
 
 from __future__ import annotations
 
@@ -18,11 +23,8 @@ def add_arguments(p):
     p.add_argument("--folds", default="all", help="e.g. 1, 1,2 or 1-10 (default: all)")
     p.add_argument("--out", required=True, help="run directory (all artefacts)")
     _common.add_workers_argument(p)
-    p.add_argument(
-        "--postprocess",
-        action="store_true",
-        help="evaluate post-processed predictions (largest component, holes filled)",
-    )
+    _common.add_postprocess_argument(p)
+    _common.add_thresholds_argument(p)
     p.add_argument("--progress-bar", action="store_true", help="Keras progress bars too")
     p.add_argument(
         "--force",
@@ -40,6 +42,7 @@ def run(args) -> int:
     models = _common.parse_models(args.models)
     folds = _common.parse_folds(args.folds)
     workers = _common.workers_from_args(args)
+    thresholds = _common.thresholds_from_args(args)
     config = _common.train_config_from_args(args, models[0])
     builder = _common.get_builder(args)
     from keras_runet.cross_validation import (
@@ -69,6 +72,7 @@ def run(args) -> int:
             config,
             workers=workers,
             postprocess=args.postprocess,
+            thresholds=thresholds,
             verbose=1 if args.progress_bar else 0,
             progress=lambda line: print(line, flush=True),
             force=args.force,

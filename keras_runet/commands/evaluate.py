@@ -7,14 +7,16 @@ References, spacings, image quality and the ``Info_*.cfg`` volumes come from the
 folder (either release).
 
 Writes ``report.md`` (also printed), ``report.json``, ``per_image.csv``,
-``hd_distribution.png`` and ``worst_cases.png`` into ``--out``.
+``hd_distribution.png`` and ``worst_cases.png`` into ``--out``; with ``--postprocess both``
+also ``per_image_postprocessed.csv`` (the same predictions post-processed).
 
 Or evaluate a trained model on a prepared dataset split (no prediction files)::
 
     runet evaluate --model-file best.keras --data-dir DATA [--fold K | --split S] --out DIR
 
 which predicts the split, brings every output back to the native grid and writes the same
-report (:func:`keras_runet.cross_validation.evaluate_model_on_split`).
+report (:func:`keras_runet.cross_validation.evaluate_model_on_split`); a RU-Net's rows carry
+``roi_fraction``, the mean of its ROI mask.
 """
 
 from __future__ import annotations
@@ -47,11 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="segmentation",
         help="output name of files without a suffix (default: segmentation)",
     )
-    parser.add_argument(
-        "--postprocess",
-        action="store_true",
-        help="apply the CAMUS post-processing (largest component, fill holes); default: raw",
-    )
+    _common.add_postprocess_argument(parser)
     _common.add_workers_argument(parser)
     parser.add_argument(
         "--ef-reference",
@@ -65,11 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="edt",
         help="contour distances by distance transform (default) or k-d tree (same numbers, faster)",
     )
-    parser.add_argument(
-        "--thresholds",
-        metavar="JSON",
-        help="JSON file overriding outlier thresholds (fields of OutlierThresholds)",
-    )
+    _common.add_thresholds_argument(parser)
     parser.add_argument(
         "--worst", type=int, default=6, help="worst cases drawn (default 6; 0: none)"
     )
@@ -82,17 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--split", help="or any TFDS split string, e.g. group1+group2")
 
 
-def _thresholds(args):
-    from keras_runet.prediction_files import PredictionFileError, read_thresholds
-
-    try:
-        return read_thresholds(args.thresholds)
-    except PredictionFileError as err:
-        raise UsageError(f"--thresholds {err}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet evaluate``; returns the exit code."""
+    _common.setup_logging()  # the evaluation's progress lines when stderr is not a terminal
     _common.output_dir(args.out)
     workers = _common.workers_from_args(args)
     if args.model_file:
@@ -106,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--worst must be >= 0, got {args.worst}")
     from keras_runet.prediction_files import PredictionFileError
 
-    thresholds = _thresholds(args)
+    thresholds = _common.thresholds_from_args(args)
     try:
         return _run_on_files(args, camus, workers, thresholds)
     except PredictionFileError as err:
@@ -117,6 +103,7 @@ def _run_on_files(args, camus: Path, workers: int, thresholds) -> int:
     from keras_runet import evaluation as ev
     from keras_runet import prediction_files as pf
     from keras_runet.evaluation.figures import case_title, plot_worst_cases, worst_indices
+    from keras_runet.evaluation.reports import evaluate_modes
 
     try:
         from tfds_camus import reader
@@ -133,11 +120,17 @@ def _run_on_files(args, camus: Path, workers: int, thresholds) -> int:
 
     sources: list = []
     references: dict = {}
-    rows = ev.evaluate_label_maps(
-        pf.evaluation_items(entries, camus, sources, references),
+    passes = iter([(sources, references)])  # the first pass notes the files and the cfgs
+
+    def items():  # read again for each pass ("both"): the files are not all held
+        noted = next(passes, ([], {}))
+        return pf.evaluation_items(entries, camus, *noted)
+
+    rows, post_rows = evaluate_modes(
+        items,
+        args.postprocess,
         workers=workers,
         thresholds=thresholds,
-        postprocess=args.postprocess,
         distance_method=args.distance_method,
     )
     out = Path(args.out)
@@ -147,6 +140,7 @@ def _run_on_files(args, camus: Path, workers: int, thresholds) -> int:
         thresholds=thresholds,
         references=references if args.ef_reference == "cfg" else None,
         figures=not args.no_figures,
+        postprocessed_rows=post_rows,
     )
     if not args.no_figures and args.worst:
         cases = []
@@ -154,7 +148,7 @@ def _run_on_files(args, camus: Path, workers: int, thresholds) -> int:
             entry, output = sources[i]
             ref = pf.load_reference(camus, entry["patient_id"], entry["view"], entry["instant"], {})
             pred = pf.load_prediction(entry, ref["gt"].shape)[output]
-            if args.postprocess:
+            if args.postprocess == "post":  # the primary rows are post-processed
                 pred = ev.postprocess_label_map(pred)
             cases.append(
                 {
@@ -183,7 +177,7 @@ def _run_on_model(args: argparse.Namespace, workers: int) -> int:
     model_path = Path(args.model_file)
     if not model_path.is_file():
         raise UsageError(f"--model-file {model_path}: no such file")
-    thresholds = _thresholds(args)
+    thresholds = _common.thresholds_from_args(args)
     import keras_runet.models  # noqa: F401  (registers the custom objects before the load)
     from keras_runet.cross_validation import evaluate_model_on_split
     from keras_runet.data import load_builder

@@ -14,8 +14,11 @@ Metrics (one pair of masks):
 
 Images and datasets:
     :func:`to_native_grid` (resize probabilities, then argmax), :func:`postprocess_label_map`
-    (CAMUS post-processing), :func:`evaluate_pair` (one row),
-    :func:`evaluate_label_maps` (many rows, parallel workers), :class:`OutlierThresholds`.
+    (CAMUS post-processing; the modes raw / post / both: :data:`POSTPROCESS_MODES`,
+    :func:`postprocess_mode`, :func:`postprocess_passes`), :func:`evaluate_pair` (one row),
+    :func:`evaluate_label_maps` (many rows, parallel workers), :func:`evaluate_items` (rows
+    carrying the items' ``roi_fraction``), :func:`evaluate_modes` (raw and post-processed rows
+    of the same predictions), :class:`OutlierThresholds`.
 
 Reports:
     tables (:mod:`~keras_runet.evaluation.tables`): :func:`summarize`,
@@ -23,7 +26,8 @@ Reports:
     (:mod:`~keras_runet.evaluation.markdown`): :func:`format_markdown`; files
     (:mod:`~keras_runet.evaluation.reports`): :func:`write_report`,
     :func:`write_per_image_csv`, :func:`read_per_image_csv`, :func:`load_summary`,
-    :func:`evaluate_and_report`, :func:`add_comparisons`; figures in
+    :func:`evaluate_and_report`, :func:`add_comparisons`, :func:`add_postprocessed`
+    (with :func:`postprocessing_effect`: raw against post-processed); figures in
     :mod:`keras_runet.evaluation.figures`.
 
 Comparisons and the failure detector:
@@ -79,7 +83,13 @@ from keras_runet.evaluation.outliers import (
     anatomical_outlier,
     geometric_outlier,
 )
-from keras_runet.evaluation.postprocess import largest_component, postprocess_label_map
+from keras_runet.evaluation.postprocess import (
+    POSTPROCESS_MODES,
+    largest_component,
+    postprocess_label_map,
+    postprocess_mode,
+    postprocess_passes,
+)
 from keras_runet.evaluation.records import (
     evaluate_label_maps,
     evaluate_pair,
@@ -87,7 +97,10 @@ from keras_runet.evaluation.records import (
 )
 from keras_runet.evaluation.reports import (
     add_comparisons,
+    add_postprocessed,
     evaluate_and_report,
+    evaluate_items,
+    evaluate_modes,
     load_summary,
     read_per_image_csv,
     write_per_image_csv,
@@ -103,7 +116,12 @@ from keras_runet.evaluation.shapes import (
     shape_metrics,
     simplicity,
 )
-from keras_runet.evaluation.tables import ejection_fraction_table, patient_volumes, summarize
+from keras_runet.evaluation.tables import (
+    ejection_fraction_table,
+    patient_volumes,
+    postprocessing_effect,
+    summarize,
+)
 from keras_runet.evaluation.volumes import (
     biplane_volume_from_disks,
     ejection_fraction,
@@ -112,8 +130,10 @@ from keras_runet.evaluation.volumes import (
 )
 
 __all__ = [
+    "POSTPROCESS_MODES",
     "OutlierThresholds",
     "add_comparisons",
+    "add_postprocessed",
     "anatomical_outlier",
     "auroc",
     "biplane_volume_from_disks",
@@ -132,7 +152,9 @@ __all__ = [
     "ejection_fraction",
     "ejection_fraction_table",
     "evaluate_and_report",
+    "evaluate_items",
     "evaluate_label_maps",
+    "evaluate_modes",
     "evaluate_pair",
     "failure_detector",
     "format_markdown",
@@ -148,6 +170,9 @@ __all__ = [
     "patient_volumes",
     "perimeter4",
     "postprocess_label_map",
+    "postprocess_mode",
+    "postprocess_passes",
+    "postprocessing_effect",
     "quality_score",
     "read_per_image_csv",
     "roc_curve",

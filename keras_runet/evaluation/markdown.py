@@ -3,7 +3,10 @@
 :func:`format_markdown` prints Table II / III style tables (geometric performance and
 outliers), then Dice and the left atrium, then per instant and image quality, then the
 clinical indices (Table IV), then, when the summary holds them, the paired comparisons of
-models and the failure detector; a cross-validation summary also gets its patients per fold.
+models, the failure detector and the post-processed predictions (``postprocess="both"``: their
+main table and the effect of the post-processing); a cross-validation summary also gets its
+patients per fold. The header says whether the predictions were post-processed and whether
+the outlier thresholds are the paper's Table I.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import math
 from collections.abc import Mapping
 
 from keras_runet.evaluation._validation import LA, LV_STRUCTURES, STRUCTURES
+from keras_runet.evaluation.outliers import OutlierThresholds
 from keras_runet.evaluation.paper import paper_table_lines
+from keras_runet.evaluation.shapes import ShapeConvention
 
 __all__ = ["format_markdown"]
 
@@ -176,48 +181,51 @@ def _detector_lines(detector) -> list[str]:
     return lines
 
 
-def format_markdown(summary: Mapping) -> str:
-    """Markdown tables of a summary (Table II / III style, then Dice and LA, then per
-    instant and image quality, then the ejection fraction).
+_MODE_TEXT = {
+    "raw": "raw (no post-processing).",
+    "post": "post-processed (largest component, holes filled).",
+    "both": "raw (no post-processing); the same predictions post-processed (largest "
+    'component, holes filled) are evaluated in "Post-processed predictions" below.',
+}
 
-    Args:
-        summary: the output of :func:`summarize` (or its JSON, read back).
 
-    Returns:
-        The Markdown text.
-    """
-    t = summary["thresholds"]
-    lv = LV_STRUCTURES
-    lines = [
-        "# Segmentation evaluation",
-        "",
-        f"{summary['n_images']} images; predictions "
-        + (
-            "post-processed (largest component, holes filled)."
-            if summary["postprocessed"]
-            else "raw (no post-processing)."
-        ),
-        f"Geometric outliers: {' or '.join(lv)} MAD > {t['mad_mm_ed']} / {t['mad_mm_es']} mm or "
-        f"HD > {t['hd_mm_ed']} / {t['hd_mm_es']} mm (ED / ES). Anatomical outliers: "
-        f"simplicity < {t['simplicity_lvendo']} / {t['simplicity_lvepi']} or convexity < "
-        f"{t['convexity_lvendo']} / {t['convexity_lvepi']} ({' / '.join(lv)}). "
-        "A missing structure counts as an outlier. Mean ± sd over images.",
-        "",
-        *(f"**Warning:** {w.removeprefix('warning: ')}\n" for w in summary.get("warnings") or ()),
-        *_protocol_lines(summary.get("protocol")),
-        "## Geometric performance and outliers",
-        "",
-        *_header(
-            "Model",
-            "Output",
-            "N",
-            *(f"{x} {m} (mm)" for x in lv for m in ("MAD", "HD")),
-            "Geo outliers",
-            "Ana outliers",
-            "Both",
-        ),
+def _mode(summary: Mapping) -> str:
+    """The summary's evaluation mode (reports before the "both" mode hold only the bool)."""
+    return summary.get("postprocess") or ("post" if summary.get("postprocessed") else "raw")
+
+
+def _thresholds_note(t: Mapping) -> str:
+    """Whether the outlier thresholds are the paper's Table I, and what differs if not."""
+    paper = OutlierThresholds().to_dict()
+    changed = [
+        f"{k} {t[k]} (Table I: {v})"
+        for k, v in paper.items()
+        if k not in ("convention", "structures") and k in t and t[k] != v
     ]
-    for g in summary["groups"]:
+    if "structures" in t and list(t["structures"]) != paper["structures"]:
+        changed.append(f"structures {' / '.join(t['structures'])}")
+    convention = t.get("convention")
+    if convention is not None and convention != paper["convention"]:
+        name = ShapeConvention.from_dict(convention).name
+        changed.append(f"shape convention {name or convention} (docs/thresholds.md)")
+    if not changed:
+        return "Outlier thresholds: the paper's Table I."
+    return "Outlier thresholds: not the paper's Table I: " + "; ".join(changed) + "."
+
+
+def _main_table_lines(groups) -> list[str]:
+    """The Table II / III style table (LV MAD and HD, outliers) of the summary's groups."""
+    lv = LV_STRUCTURES
+    lines = _header(
+        "Model",
+        "Output",
+        "N",
+        *(f"{x} {m} (mm)" for x in lv for m in ("MAD", "HD")),
+        "Geo outliers",
+        "Ana outliers",
+        "Both",
+    )
+    for g in groups:
         b = g["subsets"]["all"]
         s = b["structures"]
         lines.append(
@@ -231,7 +239,118 @@ def format_markdown(summary: Mapping) -> str:
                 _outl(b, "both_outliers"),
             )
         )
+    return lines
+
+
+_EFFECT_DIGITS = {"dice": 3, "mad_mm": 2, "hd_mm": 2}
+
+
+def _postprocessed_lines(summary: Mapping) -> list[str]:
+    """The "Post-processed predictions" section (``postprocess="both"``): the post-processed
+    rows' main table and the effect of the post-processing on the same images
+    (:func:`keras_runet.evaluation.tables.postprocessing_effect`)."""
+    post = summary.get("postprocessed_predictions")
+    if not post:
+        return []
+    lv = LV_STRUCTURES
+    lines = [
+        "",
+        "## Post-processed predictions",
+        "",
+        "The same predictions after the CAMUS post-processing (largest connected component of "
+        "each structure, holes filled), evaluated again; every table above is of the raw "
+        "predictions. The post-processing removes the islands and holes that the anatomical "
+        "criteria count, which the RU-Net paper's outliers are about.",
+        "",
+        *_main_table_lines(post["groups"]),
+    ]
+    effect = summary.get("postprocessing_effect") or []
+    if not effect:
+        return lines
     lines += [
+        "",
+        "### Effect of the post-processing",
+        "",
+        "Raw → post-processed, on the same images: means over images (NaN skipped); outlier "
+        "counts and McNemar's exact test of the change of the flags (binomial test on the "
+        "images whose flag changed).",
+        "",
+        *_header(
+            "Model",
+            "Output",
+            "N",
+            *(f"{x} {m}" for x in lv for m in ("Dice", "MAD (mm)", "HD (mm)")),
+        ),
+    ]
+    for e in effect:
+        cells = []
+        for x in lv:
+            for m, digits in _EFFECT_DIGITS.items():
+                d = e["structures"][x][m]
+                cells.append(f"{_num(d['mean_raw'], digits)} → {_num(d['mean_post'], digits)}")
+        lines.append(_row(e["model"], e["output"], e["n_images"], *cells))
+    lines += [
+        "",
+        *_header(
+            "Model",
+            "Output",
+            "Outliers",
+            "N",
+            "Raw",
+            "Post-processed",
+            "Only raw",
+            "Only post-processed",
+            "McNemar p",
+        ),
+    ]
+    for e in effect:
+        for kind, o in e["outliers"].items():
+            lines.append(
+                _row(
+                    e["model"],
+                    e["output"],
+                    kind,
+                    o["n"],
+                    o["raw"],
+                    o["post"],
+                    o["only_raw"],
+                    o["only_post"],
+                    _p(o["p"]),
+                )
+            )
+    return lines
+
+
+def format_markdown(summary: Mapping) -> str:
+    """Markdown tables of a summary (Table II / III style, then Dice and LA, then per
+    instant and image quality, then the ejection fraction, the paired comparisons, the
+    failure detector and, for ``postprocess="both"``, the post-processed predictions).
+
+    Args:
+        summary: the output of :func:`summarize` (or its JSON, read back), as
+            :func:`~keras_runet.evaluation.reports.write_report` completes it.
+
+    Returns:
+        The Markdown text.
+    """
+    t = summary["thresholds"]
+    lv = LV_STRUCTURES
+    lines = [
+        "# Segmentation evaluation",
+        "",
+        f"{summary['n_images']} images; predictions {_MODE_TEXT[_mode(summary)]}",
+        f"Geometric outliers: {' or '.join(lv)} MAD > {t['mad_mm_ed']} / {t['mad_mm_es']} mm or "
+        f"HD > {t['hd_mm_ed']} / {t['hd_mm_es']} mm (ED / ES). Anatomical outliers: "
+        f"simplicity < {t['simplicity_lvendo']} / {t['simplicity_lvepi']} or convexity < "
+        f"{t['convexity_lvendo']} / {t['convexity_lvepi']} ({' / '.join(lv)}). "
+        "A missing structure counts as an outlier. Mean ± sd over images.",
+        _thresholds_note(t),
+        "",
+        *(f"**Warning:** {w.removeprefix('warning: ')}\n" for w in summary.get("warnings") or ()),
+        *_protocol_lines(summary.get("protocol")),
+        "## Geometric performance and outliers",
+        "",
+        *_main_table_lines(summary["groups"]),
         "",
         "## Dice and left atrium",
         "",
@@ -324,4 +443,5 @@ def format_markdown(summary: Mapping) -> str:
     lines += paper_table_lines(summary)
     lines += _paired_lines(summary.get("paired_comparisons"))
     lines += _detector_lines(summary.get("failure_detector"))
+    lines += _postprocessed_lines(summary)
     return "\n".join(lines) + "\n"

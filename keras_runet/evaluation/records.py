@@ -31,15 +31,23 @@ Row (output), in this order:
   rows of a patient).
 
 Missing metrics are NaN (an empty structure), never an exception.
+
+Progress (:class:`Progress`, also used by :func:`keras_runet.predict.predict_files`): a long
+:func:`evaluate_label_maps` shows a tqdm bar when stderr is a terminal, else logs one INFO
+line (``logging``, this module's logger) every 10 % of the items (at most every 50) with the
+count, the elapsed time and an estimate of the time left; ``progress=False`` silences it.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
+import sys
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -64,7 +72,7 @@ from keras_runet.evaluation.outliers import (
     anatomical_outlier,
     geometric_outlier,
 )
-from keras_runet.evaluation.postprocess import postprocess_label_map
+from keras_runet.evaluation.postprocess import postprocess_label_map, postprocess_passes
 from keras_runet.evaluation.shapes import (
     DEFAULT_CONVENTION,
     _convexity_cropped,
@@ -74,7 +82,120 @@ from keras_runet.evaluation.shapes import (
 )
 from keras_runet.evaluation.volumes import N_DISKS, _lv_disks_box
 
-__all__ = ["META_KEYS", "evaluate_label_maps", "evaluate_pair", "to_native_grid"]
+__all__ = ["META_KEYS", "Progress", "evaluate_label_maps", "evaluate_pair", "to_native_grid"]
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_MODES = ("auto", "bar", "log")
+
+
+def _duration(seconds: float) -> str:
+    """12.3 s, 4 min 05 s, 1 h 02 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class Progress:
+    """Progress of a long loop over items: a tqdm bar on a terminal, else log lines.
+
+    Args:
+        total: the number of items, or None when unknown (a generator).
+        desc: what is done, e.g. ``"evaluating"``; starts each log line.
+        mode: ``"auto"`` (or True): a bar when ``stream`` is a terminal (and tqdm is
+            installed), else log lines; ``"bar"`` or ``"log"`` to choose; False or None:
+            nothing.
+        unit: the items' name in the log lines (plural with an "s").
+        stream: where the bar goes (default: ``sys.stderr`` at construction).
+        log: the logger of the lines (default: this module's); level INFO.
+        every: log every this many items (default: 10 % of ``total``, at most 50; 50 when
+            ``total`` is unknown); the last item is always logged.
+
+    Use as a context manager; call :meth:`update` after each item (or ``n`` items).
+
+    Raises:
+        ValueError: an unknown ``mode``.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        mode="auto",
+        *,
+        unit: str = "image",
+        stream=None,
+        log: logging.Logger | None = None,
+        every: int | None = None,
+    ):
+        if mode is True:
+            mode = "auto"
+        if mode not in (False, None, *PROGRESS_MODES):
+            raise ValueError(
+                f"progress must be one of {PROGRESS_MODES}, True, False or None, got {mode!r}"
+            )
+        self.total = None if total is None else int(total)
+        self.desc, self.unit, self.count = desc, unit, 0
+        self.log = log or logger
+        self.stream = sys.stderr if stream is None else stream
+        if every is None:
+            every = 50 if not self.total else min(50, math.ceil(self.total / 10))
+        self.every = max(1, int(every))
+        self._start = time.monotonic()
+        self._bar = None
+        if mode == "auto":
+            isatty = getattr(self.stream, "isatty", None)
+            mode = "bar" if isatty is not None and isatty() else "log"
+        if mode == "bar":
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # tqdm comes with TFDS; without it, log lines
+                mode = "log"
+            else:
+                self._bar = tqdm(
+                    total=self.total, desc=desc, unit=unit, file=self.stream, dynamic_ncols=True
+                )
+        self.mode = mode or None
+
+    def update(self, n: int = 1) -> None:
+        """``n`` more items done."""
+        before, self.count = self.count, self.count + n
+        if self._bar is not None:
+            self._bar.update(n)
+        elif self.mode == "log" and (
+            self.count // self.every > before // self.every or self.count == self.total
+        ):
+            self.log.info("%s", self.line())
+
+    def line(self) -> str:
+        """``evaluating: 20/200 images (10 %), 3.1 s elapsed, ~27.9 s left``."""
+        elapsed = time.monotonic() - self._start
+        units = f"{self.unit}s"
+        if not self.total:
+            return f"{self.desc}: {self.count} {units}, {_duration(elapsed)} elapsed"
+        text = (
+            f"{self.desc}: {self.count}/{self.total} {units} "
+            f"({100 * self.count / self.total:.0f} %), {_duration(elapsed)} elapsed"
+        )
+        if 0 < self.count < self.total:
+            text += f", ~{_duration(elapsed * (self.total - self.count) / self.count)} left"
+        return text
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 META_KEYS = ("model", "output", "patient_id", "view", "instant", "image_quality", "fold")
 _META_DEFAULTS = {"model": "", "output": "segmentation"}
@@ -139,6 +260,19 @@ def _shape_metrics(mask_box, contour_box, pts, spacing, origin):
     return cx, sp
 
 
+def _one_pass(postprocess) -> bool:
+    """``postprocess`` as the one pass it asks for: False / "raw" or True / "post" (a
+    ValueError for "both", which :func:`keras_runet.evaluation.evaluate_modes` runs as two
+    passes, and for anything else)."""
+    passes = postprocess_passes(postprocess)
+    if len(passes) != 1:
+        raise ValueError(
+            f"postprocess={postprocess!r}: one evaluation is one pass, 'raw' or 'post' "
+            "(keras_runet.evaluation.evaluate_modes evaluates 'both')"
+        )
+    return passes[0]
+
+
 def evaluate_pair(
     pred,
     ref,
@@ -146,7 +280,7 @@ def evaluate_pair(
     *,
     instant: str,
     thresholds: OutlierThresholds | None = None,
-    postprocess: bool = False,
+    postprocess: bool | str = False,
     reference_shapes: bool = True,
     volumes: bool = True,
     meta: Mapping | None = None,
@@ -160,7 +294,8 @@ def evaluate_pair(
         spacing: ``(row_mm, col_mm)``.
         instant: "ED" or "ES".
         thresholds: :class:`OutlierThresholds` (default: Table I).
-        postprocess: apply the CAMUS post-processing to ``pred`` first.
+        postprocess: apply the CAMUS post-processing to ``pred`` first (True or "post";
+            False or "raw": not).
         reference_shapes: also measure the reference's convexity and simplicity (NaN if
             False).
         volumes: also measure the LV long axis and disk diameters (NaN if False).
@@ -171,6 +306,7 @@ def evaluate_pair(
     Returns:
         The row, a flat dict (see the module docstring for its keys).
     """
+    postprocess = _one_pass(postprocess)
     p = as_label_map(pred, "pred")
     g = as_label_map(ref, "ref")
     if p.shape != g.shape:
@@ -308,11 +444,12 @@ def evaluate_label_maps(
     *,
     workers: int | None = 0,
     thresholds: OutlierThresholds | None = None,
-    postprocess: bool = False,
+    postprocess: bool | str = False,
     reference_shapes: bool = True,
     volumes: bool = True,
     chunksize: int = 16,
     distance_method: str = "edt",
+    progress="auto",
 ) -> list[dict]:
     """Evaluate many (prediction, reference) label-map pairs; one row per item, in order.
 
@@ -323,11 +460,15 @@ def evaluate_label_maps(
         workers: worker processes; 0 or 1 evaluates in this process, None uses
             ``os.cpu_count()``.
         thresholds: :class:`OutlierThresholds` (default: Table I).
-        postprocess: apply the CAMUS post-processing to each prediction.
+        postprocess: apply the CAMUS post-processing to each prediction (True or "post";
+            False or "raw": not).
         reference_shapes: also measure the references' convexity and simplicity.
         volumes: also measure the LV long axes and disk diameters.
         chunksize: items sent to a worker at once.
         distance_method: "edt" (default) or "kdtree" (same numbers, faster).
+        progress: :class:`Progress` mode: "auto" (default: a tqdm bar on a terminal, else
+            an INFO log line every 10 % of the items), "bar", "log", or False (silent, e.g.
+            for tuning trials).
 
     Returns:
         A list of rows (dicts), see :func:`evaluate_pair`.
@@ -340,22 +481,33 @@ def evaluate_label_maps(
         raise ValueError(f"chunksize must be an integer >= 1, got {chunksize!r}")
     options = dict(
         thresholds=thresholds or OutlierThresholds(),
-        postprocess=postprocess,
+        postprocess=_one_pass(postprocess),
         reference_shapes=reference_shapes,
         volumes=volumes,
         distance_method=_check_method(distance_method),
     )
+    total = len(items) if isinstance(items, Sized) else None
     payloads = (_payload(item) for item in items)
-    if workers <= 1:
-        return _evaluate_chunk(payloads, options)
     rows: list[dict] = []
-    chunks = iter(lambda: list(itertools.islice(payloads, chunksize)), [])
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for chunk in chunks:
-            pending.append(pool.submit(_evaluate_chunk, chunk, options))
-            if len(pending) >= 2 * workers:
-                rows.extend(pending.popleft().result())
-        while pending:
-            rows.extend(pending.popleft().result())
+    with Progress(total, "evaluating", progress) as bar:
+        if workers <= 1:
+            for payload in payloads:
+                rows.extend(_evaluate_chunk([payload], options))
+                bar.update()
+            return rows
+
+        def collect(future):
+            done = future.result()
+            rows.extend(done)
+            bar.update(len(done))
+
+        chunks = iter(lambda: list(itertools.islice(payloads, chunksize)), [])
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending: deque = deque()
+            for chunk in chunks:
+                pending.append(pool.submit(_evaluate_chunk, chunk, options))
+                if len(pending) >= 2 * workers:
+                    collect(pending.popleft())
+            while pending:
+                collect(pending.popleft())
     return rows

@@ -12,6 +12,10 @@
   (the ``Info_*.cfg`` values, or, without references, the volumes of the reference masks):
   Pearson correlation, bias +- sd of (prediction - reference), mean absolute error (CAMUS
   paper, Table IV).
+- :func:`postprocessing_effect` compares the rows of the same predictions evaluated raw and
+  post-processed (``postprocess="both"``), image by image: mean LVendo / LVepi Dice, MAD and
+  HD of each, and the change of the outlier flags with McNemar's exact test
+  (:func:`keras_runet.evaluation.compare.mcnemar_test`).
 
 Summary format (JSON-ready; NaN becomes null in the file)::
 
@@ -26,6 +30,11 @@ Summary format (JSON-ready; NaN becomes null in the file)::
                      | "reference_anatomical_outliers": {"count", "percent"}}},
                  "ejection_fraction": {...} or None}]}
 
+:func:`keras_runet.evaluation.reports.write_report` adds ``"postprocess"`` (the mode: "raw",
+"post" or "both"), the paired comparisons, the failure detector and, for "both",
+``"postprocessed_predictions"`` (this format, of the post-processed rows) and
+``"postprocessing_effect"`` (:func:`postprocessing_effect`).
+
 Markdown: :mod:`keras_runet.evaluation.markdown`; files: :mod:`keras_runet.evaluation.reports`.
 """
 
@@ -36,7 +45,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from keras_runet.evaluation._validation import LVENDO, STRUCTURES
+from keras_runet.evaluation._validation import LV_STRUCTURES, LVENDO, STRUCTURES
 from keras_runet.evaluation.outliers import (
     OutlierThresholds,
     anatomical_outlier,
@@ -45,10 +54,12 @@ from keras_runet.evaluation.outliers import (
 from keras_runet.evaluation.volumes import biplane_volume_from_disks, ejection_fraction
 
 __all__ = [
+    "EFFECT_METRICS",
     "METRICS",
     "SUBSETS",
     "ejection_fraction_table",
     "patient_volumes",
+    "postprocessing_effect",
     "summarize",
 ]
 
@@ -160,6 +171,101 @@ def summarize(
         "ef_reference": "given (Info_*.cfg)" if references is not None else "reference masks",
         "groups": groups,
     }
+
+
+# ------------------------------------------------------------- raw vs post-processed
+
+EFFECT_METRICS = ("dice", "mad_mm", "hd_mm")
+# What identifies a row's image (and its model, output and fold): a raw row and its
+# post-processed row must agree on all of it.
+_PAIR_KEYS = ("model", "output", "patient_id", "view", "instant", "fold")
+
+
+def postprocessing_effect(
+    raw_rows: Sequence[Mapping],
+    post_rows: Sequence[Mapping],
+    thresholds: OutlierThresholds | None = None,
+) -> list[dict]:
+    """The effect of the CAMUS post-processing on the same predictions, per model and output.
+
+    The two row sets are the same predictions evaluated raw and post-processed
+    (:func:`keras_runet.evaluation.reports.evaluate_modes` with ``"both"``), in the same
+    order; each pair is one image, so the paired tests of
+    :mod:`~keras_runet.evaluation.compare` apply with raw and post-processed in place of
+    models A and B.
+
+    Args:
+        raw_rows: the raw rows.
+        post_rows: the post-processed rows, one per raw row, in the same order.
+        thresholds: :class:`OutlierThresholds` of the outlier flags (default: Table I).
+
+    Returns:
+        One dict per (model, output), in the order they first appear: ``{"model",
+        "output", "n_images", "structures": {"LVendo" | "LVepi": {"dice" | "mad_mm" |
+        "hd_mm": {"mean_raw", "mean_post"}}}, "outliers": {"geometric" | "anatomical" |
+        "either": {"n", "raw", "post", "only_raw", "only_post", "p"}}}``: means over the
+        images as the tables take them (NaN skipped), outlier counts raw and
+        post-processed, and McNemar's exact p-value of the change
+        (:func:`~keras_runet.evaluation.compare.mcnemar_test`, p = 1 when no flag changed).
+
+    Raises:
+        ValueError: the row sets differ in length, or a pair is not about the same image.
+    """
+    from keras_runet.evaluation.compare import FLAGS, mcnemar_test, outlier_flags
+
+    t = thresholds or OutlierThresholds()
+    raw_rows, post_rows = list(raw_rows), list(post_rows)
+    if len(raw_rows) != len(post_rows):
+        raise ValueError(
+            f"{len(raw_rows)} raw rows but {len(post_rows)} post-processed rows: both must be "
+            "the same predictions, in the same order"
+        )
+    groups: dict[tuple[str, str], list[tuple[Mapping, Mapping]]] = {}
+    for i, (a, b) in enumerate(zip(raw_rows, post_rows, strict=True)):
+        key_a = tuple(a.get(k) for k in _PAIR_KEYS)
+        key_b = tuple(b.get(k) for k in _PAIR_KEYS)
+        if key_a != key_b:
+            raise ValueError(
+                f"row {i}: the raw row is about {dict(zip(_PAIR_KEYS, key_a, strict=True))} but "
+                f"the post-processed row about {dict(zip(_PAIR_KEYS, key_b, strict=True))}"
+            )
+        groups.setdefault((str(a.get("model") or ""), str(a.get("output") or "")), []).append(
+            (a, b)
+        )
+    out = []
+    for (model, output), pairs in groups.items():
+        structures = {
+            s: {
+                m: {
+                    "mean_raw": _finite_stats(a.get(f"{s}_{m}") for a, _ in pairs)["mean"],
+                    "mean_post": _finite_stats(b.get(f"{s}_{m}") for _, b in pairs)["mean"],
+                }
+                for m in EFFECT_METRICS
+            }
+            for s in LV_STRUCTURES
+        }
+        flags = [(outlier_flags(a, t), outlier_flags(b, t)) for a, b in pairs]
+        outliers = {}
+        for kind in FLAGS:
+            m = mcnemar_test([fa[kind] for fa, _ in flags], [fb[kind] for _, fb in flags])
+            outliers[kind] = {
+                "n": m["n"],
+                "raw": m["both"] + m["only_a"],
+                "post": m["both"] + m["only_b"],
+                "only_raw": m["only_a"],
+                "only_post": m["only_b"],
+                "p": m["p"],
+            }
+        out.append(
+            {
+                "model": model,
+                "output": output,
+                "n_images": len(pairs),
+                "structures": structures,
+                "outliers": outliers,
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- volumes, EF
