@@ -14,8 +14,28 @@ import keras_runet
 from keras_runet import predict as pr
 from keras_runet.cli import main as cli_main
 from keras_runet.evaluation import OutlierThresholds, convexity, quality_score, simplicity
+from keras_runet.predict import rows as rows_module
 
 SIZE = 64
+# The columns of predictions.csv before the quality score, the frames, the areas in mm^2.
+OLD_COLUMNS = (
+    "file",
+    "status",
+    "error",
+    "label_map",
+    "overlay",
+    "height",
+    "width",
+    "spacing_row_mm",
+    "spacing_col_mm",
+    *(
+        f"{s}_{m}"
+        for s in ("LVendo", "LVepi", "LA")
+        for m in ("area_px", "convexity", "simplicity")
+    ),
+    "suspicious_shape",
+    "suspicious_reasons",
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,23 +110,24 @@ def test_predictions_csv_has_the_quality_score_and_an_older_csv_still_reads(tmp_
         "width": 100,
         **pr.shape_criteria(_heart(), spacing=(0.3, 0.3)),
     }
-    assert pr.CSV_COLUMNS[-1] == "quality_score"
     pr.write_csv([row], tmp_path / "new.csv")
     with open(tmp_path / "new.csv", newline="") as fh:
         assert "quality_score" in next(csv.reader(fh))
     (back,) = pr.read_csv(tmp_path / "new.csv")
     assert back["quality_score"] == pytest.approx(row["quality_score"], rel=1e-5)
-    # A CSV of an earlier version, without the column: it reads, the score is None there,
-    # and a rerun (which keeps its done rows) fills the score in from the criteria.
+    # A CSV of an earlier version, without the score (nor the columns added with it): it
+    # reads, the score is None there, and a rerun (which keeps its done rows) measures the
+    # criteria again on the label map, filling the score in.
+    old_columns = [c for c in pr.CSV_COLUMNS if c in OLD_COLUMNS]
     old_csv = tmp_path / "out" / "predictions.csv"
     with open(old_csv, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=pr.CSV_COLUMNS[:-1], extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=old_columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerow({k: pr._fmt_cell(row.get(k)) for k in pr.CSV_COLUMNS[:-1]})
+        writer.writerow({k: rows_module._fmt_cell(row.get(k)) for k in old_columns})
     (old,) = pr.read_csv(old_csv)
     assert old["quality_score"] is None and old["suspicious_shape"] is False
-    done = pr._done_rows(old_csv)
-    assert done[str(src)]["quality_score"] == pytest.approx(row["quality_score"], rel=1e-4)
+    (done,) = rows_module._done_rows(old_csv)[str(src)]
+    assert done["quality_score"] == pytest.approx(row["quality_score"], rel=1e-4)
 
 
 def _sitk(array, spacing_xy, origin=(0.0, 0.0), direction=(1.0, 0.0, 0.0, 1.0)):
@@ -152,8 +173,13 @@ def _make_inputs(folder):
 
 
 def _read_csv(path):
+    """Rows by file name; a sequence's rows under ``name#frame``."""
     with open(path, newline="") as fh:
-        return {row["file"].rsplit("/", 1)[-1]: row for row in csv.DictReader(fh)}
+        rows = list(csv.DictReader(fh))
+    return {
+        row["file"].rsplit("/", 1)[-1] + (f"#{row['frame']}" if row["frame"] else ""): row
+        for row in rows
+    }
 
 
 def test_predict_folder_formats_geometry_csv_and_errors(model_file, tmp_path, capsys):
@@ -165,8 +191,9 @@ def test_predict_folder_formats_geometry_csv_and_errors(model_file, tmp_path, ca
     )
     assert code == 1  # some files failed
     printed = capsys.readouterr().out
-    assert "3 of 8 image(s) segmented" in printed and "2 other file(s) skipped" in printed
-    assert "[8/8] " in printed and "rgb.png: error" in printed
+    assert "4 of 8 file(s) segmented (1 sequence(s))" in printed
+    assert "2 other file(s) skipped" in printed
+    assert "[8/8] " in printed and "rgb.png: error" in printed and "(3 frames)" in printed
 
     rows = _read_csv(out / "predictions.csv")
     assert set(rows) == {
@@ -177,14 +204,16 @@ def test_predict_folder_formats_geometry_csv_and_errors(model_file, tmp_path, ca
         "text.png",
         "empty.png",
         "nan.mhd",
-        "seq.mhd",
+        "seq.mhd#0",  # a 3-D image: a sequence, one row per frame
+        "seq.mhd#1",
+        "seq.mhd#2",
     }
     errors = {name: r["error"] for name, r in rows.items() if r["status"] == "error"}
+    assert set(errors) == {"rgb.png", "text.png", "empty.png", "nan.mhd"}
     assert "3 channels" in errors["rgb.png"]
     assert "not a readable PNG" in errors["text.png"]
     assert "not a readable PNG" in errors["empty.png"]
     assert "NaN" in errors["nan.mhd"]
-    assert "3-D image" in errors["seq.mhd"]
     for name, message in errors.items():
         assert name in message  # every error names its file
 
@@ -281,8 +310,8 @@ def test_read_input_image_intensities_and_spacing(tmp_path):
     sitk.WriteImage(_sitk(px - 10, (1.0, 1.0)), str(tmp_path / "neg.mhd"))
     with pytest.raises(pr.ImageReadError, match="neg.mhd: negative"):
         pr.read_input_image(tmp_path / "neg.mhd")
-    with pytest.raises(pr.ImageReadError, match="not a supported image"):
-        pr.read_input_image(tmp_path / "scan.dcm")
+    with pytest.raises(pr.ImageReadError, match="scan.jpg: not a supported image"):
+        pr.read_input_image(tmp_path / "scan.jpg")
 
 
 def test_truncated_files_are_refused_not_read_as_zeros(tmp_path):
@@ -327,19 +356,19 @@ def test_a_killed_predict_keeps_its_record_and_the_rerun_skips_what_is_done(
     files = sorted(inputs.glob("*.png"))
     out = tmp_path / "out"
 
-    def die_after_two(index, total, row):
+    def die_after_two(index, total, rows):
         if index == 2:
             raise KeyboardInterrupt("killed")
 
     with pytest.raises(KeyboardInterrupt):
-        pr.predict_files(model, files, out, overlays=False, progress=die_after_two)
+        pr.predict_files(model, files, out, overlays=False, on_file=die_after_two)
     record = pr.read_csv(out / "predictions.csv")  # written as each file was done
     assert [r["file"] for r in record] == [str(f) for f in files[:2]]
     assert all(r["status"] == "ok" and isinstance(r["suspicious_shape"], bool) for r in record)
     argv = ["predict", str(path), str(inputs), "--out", str(out), "--no-overlays"]
     assert cli_main(argv) == 0
     printed = capsys.readouterr().out
-    assert printed.count("done earlier, skipped") == 2 and "4 of 4 image(s) segmented" in printed
+    assert printed.count("done earlier, skipped") == 2 and "4 of 4 file(s) segmented" in printed
     rows = pr.read_csv(out / "predictions.csv")
     assert sorted(r["file"] for r in rows) == sorted(str(f) for f in files)  # each once
     # A changed input is segmented again; --force does them all.
