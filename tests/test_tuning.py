@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import shutil
+from pathlib import Path
 
 import keras_tuner
 import numpy as np
@@ -56,6 +57,42 @@ def _assert_all_completed(rows, n):
     assert len(rows) == n
     statuses = {r["trial_id"]: r["status"] for r in rows}
     assert all(s == "COMPLETED" for s in statuses.values()), statuses
+
+
+def _read_hparams(folder):
+    """The TensorBoard HParams data of the event files directly in ``folder``, read back
+    with TensorBoard's own reader: {"experiment", "start", "end"} (parsed plugin data, or
+    None), "scalars" (tag -> last value) and "files" (the event files)."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import metadata
+
+    acc = event_accumulator.EventAccumulator(
+        str(folder), size_guidance={event_accumulator.TENSORS: 0}
+    )
+    acc.Reload()
+    content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+    parsers = {
+        "experiment": (metadata.EXPERIMENT_TAG, metadata.parse_experiment_plugin_data),
+        "start": (metadata.SESSION_START_INFO_TAG, metadata.parse_session_start_info_plugin_data),
+        "end": (metadata.SESSION_END_INFO_TAG, metadata.parse_session_end_info_plugin_data),
+    }
+    data = {
+        k: parse(content[tag]) if tag in content else None for k, (tag, parse) in parsers.items()
+    }
+    data["scalars"] = {
+        tag: float(tf.make_ndarray(acc.Tensors(tag)[-1].tensor_proto))
+        for tag in acc.Tags()["tensors"]
+        if tag not in content
+    }
+    data["files"] = sorted(p.name for p in Path(folder).glob("events.out.tfevents.*"))
+    return data
+
+
+def _hparam_values(start_info):
+    """The session's hyper-parameters as Python values."""
+    return {name: v.string_value if v.HasField("string_value") else v.number_value
+            for name, v in start_info.hparams.items()}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +357,12 @@ def test_tuning_a_failing_trial_is_reported_not_hidden(camus_tune, tmp_path, mon
     assert result.best is None and math.isnan(result.rows[0]["val_outlier_rate"])
     trial_json = tmp_path / "broken" / "keras_tuner" / "trial_0" / "trial.json"
     assert "out of memory (simulated)" in json.loads(trial_json.read_text())["message"]
+    # The HParams dashboard shows it as failed, with its hyper-parameters and no metric.
+    from tensorboard.plugins.hparams import api_pb2
+
+    session = _read_hparams(trial_json.parent)
+    assert session["end"].status == api_pb2.STATUS_FAILURE and session["scalars"] == {}
+    assert set(_hparam_values(session["start"])) == {"dil", "shift"}
 
 
 def test_tuning_rerun_resumes_without_repeating_finished_trials(study, camus_tune, tmp_path):
@@ -334,6 +377,12 @@ def test_tuning_rerun_resumes_without_repeating_finished_trials(study, camus_tun
         assert before == {**after, "is_best": before["is_best"]}
     runs = [e["trial_id"] for e in tuning.read_executions(study_dir)]
     assert sorted(runs) == sorted(r["trial_id"] for r in extended.rows)  # each ran once
+    # One HParams experiment summary, one session per trial (the resumes added none twice).
+    assert len(_read_hparams(study_dir / "keras_tuner")["files"]) == 1
+    for row in extended.rows:
+        assert (
+            len(_read_hparams(study_dir / "keras_tuner" / f"trial_{row['trial_id']}")["files"]) == 1
+        )
     with pytest.raises(ValueError, match="another configuration.*oracle"):
         _search(camus_tune, study_dir, oracle="bayesian")
 
@@ -361,6 +410,12 @@ def test_tuning_rerun_retries_an_interrupted_trial(study, camus_tune, tmp_path):
     _assert_all_completed(resumed.rows, 2)
     runs = [e["trial_id"] for e in tuning.read_executions(study_dir)]
     assert runs.count(last) == 2 and len(runs) == 3
+    # The retried trial's new session replaced the one it had (one run per trial).
+    retried = _read_hparams(study_dir / "keras_tuner" / f"trial_{last}")
+    assert len(retried["files"]) == 1
+    assert retried["scalars"]["val_segmentation_dice"] == pytest.approx(
+        resumed.rows[-1]["val_segmentation_dice"], rel=1e-6
+    )
     assert resumed.rows[-1]["val_segmentation_dice"] == pytest.approx(
         study.rows[-1]["val_segmentation_dice"]
     )
@@ -380,6 +435,121 @@ def test_tuning_is_reproducible_with_a_seed(study, camus_tune, tmp_path):
     other._set_project_dir(str(tmp_path), "other_seed")
     values = other.populate_space("0")["values"]
     assert (values["dil"], values["shift"]) != (study.rows[0]["dil"], study.rows[0]["shift"])
+
+
+# --------------------------------------------------------------------------- KerasTuner's API
+
+
+def test_tuning_trials_write_tensorboard_hparams(study):
+    # `tensorboard --logdir STUDY_DIR`: the experiment summary in keras_tuner/, one session
+    # per trial in its trial_<id>/, its values those of result.json.
+    from tensorboard.plugins.hparams import api_pb2
+
+    project = study.study_dir / "keras_tuner"
+    experiment = _read_hparams(project)
+    assert len(experiment["files"]) == 1
+    config = experiment["experiment"]
+    assert {h.name for h in config.hparam_infos} == {"dil", "shift"}  # the searched space
+    dil = next(h for h in config.hparam_infos if h.name == "dil")
+    assert (dil.domain_interval.min_value, dil.domain_interval.max_value) == (3, 40)
+    assert [m.name.tag for m in config.metric_infos] == list(tuning.METRICS)
+    for row in study.rows:
+        trial_dir = project / f"trial_{row['trial_id']}"
+        result = json.loads((trial_dir / "result.json").read_text())
+        session = _read_hparams(trial_dir)
+        assert len(session["files"]) == 1
+        assert session["start"].group_name == row["trial_id"]
+        assert _hparam_values(session["start"]) == pytest.approx(result["hyperparameters"])
+        assert session["end"].status == api_pb2.STATUS_SUCCESS
+        assert session["scalars"] == pytest.approx(result["metrics"], rel=1e-6)  # float32
+        assert set(session["scalars"]) == set(tuning.METRICS)
+
+
+def test_tuning_hparams_name_every_searched_hyperparameter(tmp_path):
+    # Every kind of hyper-parameter of the space (Int, stepped Float, string and number
+    # Choices, log Float), without a training: the session is written, then rewritten.
+    from tensorboard.plugins.hparams import api_pb2
+
+    space = tuning.SearchSpace(
+        dil_values=(11, 30), shift_step=0.2, roi_classes_values=("all", "lvepi"),
+        roi_kernel_values=("box", "disk"), roi_slope_values=(50, 100),
+        tune_learning_rate=True, tune_loss_weights=True,
+    )  # fmt: skip
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    hp.values.update(dil=30, shift=0.5, roi_classes="lvepi", roi_kernel="disk", roi_slope=100.0,
+                     learning_rate=2e-3, coarse_loss_weight=0.5)  # fmt: skip
+    objective = tuning.make_objective("outliers")
+    assert tuning.hparams.write_experiment(tmp_path, hp, tuning.METRICS, objective) is not None
+    assert tuning.hparams.write_experiment(tmp_path, hp, tuning.METRICS, objective) is None
+    config = _read_hparams(tmp_path)["experiment"]
+    infos = {h.name: h for h in config.hparam_infos}
+    assert set(infos) == set(tuning.HP_NAMES)
+    assert list(infos["roi_classes"].domain_discrete) == ["all", "lvepi"]
+    assert list(infos["roi_slope"].domain_discrete) == [50, 100]
+    assert list(infos["shift"].domain_discrete) == pytest.approx([0.1, 0.3, 0.5, 0.7, 0.9])
+    described = {m.name.tag: m.description for m in config.metric_infos}
+    assert "objective" in described["val_outlier_rate"] and not described["val_roi_fraction"]
+
+    run = tmp_path / "trial_7"
+    tuning.hparams.write_session(run, hp, "7", failed=True)  # a first try that failed
+    metrics = {"val_outlier_rate": 0.25, "val_roi_fraction": 0.5}
+    tuning.hparams.write_session(run, hp, "7", metrics, start_time=1000.0, end_time=1060.0)
+    session = _read_hparams(run)
+    assert len(session["files"]) == 1  # the retry replaced the failed session
+    assert _hparam_values(session["start"]) == pytest.approx(hp.values)
+    assert session["start"].start_time_secs == 1000.0 and session["end"].end_time_secs == 1060.0
+    assert session["end"].status == api_pb2.STATUS_SUCCESS
+    assert session["scalars"] == metrics
+
+
+def test_tuning_load_tuner_gives_kerastuners_best_models_and_summary(study, capsys):
+    import keras
+
+    tuner = tuning.load_tuner(study.study_dir)
+    assert isinstance(tuner, keras_tuner.Tuner)
+    best_id = study.best["trial_id"]
+    # KerasTuner's ranking agrees with best.json (ties: the earliest trial).
+    assert [t.trial_id for t in tuner.oracle.get_best_trials(2)][0] == best_id
+    assert tuner.get_best_hyperparameters(1)[0].values["dil"] == study.best["dil"]
+    (model,) = tuner.get_best_models(1)
+    assert isinstance(model, keras.Model)
+
+    def weights(trial_id):
+        path = study.study_dir / "keras_tuner" / f"trial_{trial_id}" / "run" / "best.keras"
+        return keras.saving.load_model(path, compile=False).get_weights()
+
+    got = model.get_weights()
+    expected = weights(best_id)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    (other,) = (r["trial_id"] for r in study.rows if r["trial_id"] != best_id)
+    assert any(not np.array_equal(a, b) for a, b in zip(got, weights(other), strict=True))
+
+    tuner.results_summary()
+    printed = capsys.readouterr().out
+    assert printed.startswith("Results summary\n")
+    assert printed.index(f"Trial {best_id} summary") < printed.index(f"Trial {other} summary")
+    assert f"dil: {study.best['dil']}\n" in printed and f"Score: {study.best['score']}" in printed
+    with pytest.raises(FileNotFoundError, match="holds no study"):
+        tuning.load_tuner(study.study_dir / "keras_tuner")
+
+
+def test_tuning_log_line_shows_every_searched_hyperparameter():
+    values = {"dil": 30, "shift": 0.5, "roi_classes": "lvepi", "roi_kernel": "disk",
+              "roi_slope": 100.0, "learning_rate": 2e-3, "coarse_loss_weight": 0.5,
+              "tuner/epochs": 4, "tuner/trial_id": "0001"}  # fmt: skip
+    text = tuning.tuner._hps_text(values)
+    assert text == (
+        "dil=30 shift=0.500 roi_classes=lvepi roi_kernel=disk roi_slope=100.0 "
+        "learning_rate=2.00e-03 coarse_loss_weight=0.50 epochs=4"
+    )
+    for name in tuning.HP_NAMES:  # each alone: no searched one is left out
+        assert tuning.tuner._hps_text({name: values[name]}).startswith(f"{name}=")
+    assert tuning.tuner._hps_text({"dil": 11, "shift": 0.7, "learning_rate": None}) == (
+        "dil=11 shift=0.700"
+    )
 
 
 # --------------------------------------------------------------------------- command line
@@ -430,6 +600,35 @@ def test_tune_command_usage_errors_are_one_line(tmp_path, capsys, monkeypatch, e
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_tune_command_summary_prints_kerastuners_results_summary(study, capsys):
+    before = len(tuning.read_executions(study.study_dir))
+    assert cli.main(["tune", "--summary", str(study.study_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        printed.startswith("Results summary\n") and 'Objective(name="val_outlier_rate"' in printed
+    )
+    for row in study.rows:
+        assert f"Trial {row['trial_id']} summary\nHyperparameters:\ndil: {row['dil']}\n" in printed
+    assert len(tuning.read_executions(study.study_dir)) == before  # nothing trained
+
+
+def test_tune_command_summary_of_no_study_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for folder, message in [
+        (tmp_path / "missing", f"--summary '{tmp_path / 'missing'}' does not exist"),
+        (tmp_path / "empty", f"{tmp_path / 'empty'} holds no study (no study.json)"),
+    ]:
+        assert cli.main(["tune", "--summary", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert cli.main(["tune", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "runet tune: error: the following arguments are required: --data-dir "
+        "(or --summary STUDY_DIR)"
+    )
 
 
 def test_tuning_writes_a_figure_of_the_objective(tmp_path):

@@ -77,3 +77,20 @@ def test_tuning_distributed_chief_and_two_workers_share_a_search(camus_tune, tmp
     assert procs["chief"].pid not in {e["pid"] for e in runs}
     ran = [int(text[w].split("ran ")[1].split(" trial")[0]) for w in ("tuner0", "tuner1")]
     assert sum(ran) == 3, text
+
+    # TensorBoard HParams: the experiment summary written once, by the chief; each trial's
+    # session by the worker that ran it (an event file's name holds its writer's pid).
+    from tensorboard.plugins.hparams import api_pb2
+    from test_tuning import _read_hparams
+
+    def writer_pid(files):
+        (name,) = files
+        return int(name.split(".")[-3])
+
+    experiment = _read_hparams(out / "keras_tuner")
+    assert experiment["experiment"] is not None
+    assert writer_pid(experiment["files"]) == procs["chief"].pid
+    for e in runs:
+        session = _read_hparams(out / "keras_tuner" / f"trial_{e['trial_id']}")
+        assert session["end"].status == api_pb2.STATUS_SUCCESS
+        assert writer_pid(session["files"]) == e["pid"]

@@ -6,6 +6,8 @@ Examples::
         --objective outliers --max-trials 20 --epochs 30
     runet tune ... --oracle grid --dil-values 11,30 --shift-values 0.5,0.7   # the paper's
     runet tune ... --retrain-best --export-best /models/runet               # then serve
+    runet tune --summary studies/fold1      # KerasTuner's results summary; trains nothing
+    tensorboard --logdir studies/fold1      # the HParams dashboard: every trial
 
 Distributed (KerasTuner's chief / worker mode): the same command on every machine, plus
 ``--tuner-id chief`` (serves the oracle) or ``--tuner-id tuner0``, ``tuner1``, ... (run
@@ -30,9 +32,16 @@ ORACLE_CHOICES = ("random", "grid", "hyperband", "bayesian")
 
 
 def add_arguments(p):
-    _common.add_data_arguments(p)
+    # --summary reads a study and needs no data: run() asks for --data-dir otherwise.
+    _common.add_data_arguments(p, required=False)
     p.add_argument("--fold", default="1", help="fold whose train / validation split to use (1)")
-    p.add_argument("--out", required=True, help="study directory (rerun to resume)")
+    p.add_argument("--out", help="study directory (rerun to resume); required unless --summary")
+    p.add_argument(
+        "--summary",
+        metavar="STUDY_DIR",
+        help="print KerasTuner's results summary of that study (best trials, their "
+        "hyper-parameters and scores) and exit: no data, no training",
+    )
     g = p.add_argument_group("search")
     g.add_argument("--oracle", choices=ORACLE_CHOICES, default="random", help="(random)")
     g.add_argument(
@@ -191,10 +200,32 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _summary(value: str) -> int:
+    """``--summary STUDY_DIR``: KerasTuner's ``results_summary()`` of the study."""
+    from keras_runet.commands._common import UsageError
+
+    study_dir = _common.existing_dir(value, "--summary")
+    from keras_runet import tuning
+
+    try:
+        tuner = tuning.load_tuner(study_dir)
+    except FileNotFoundError as err:
+        raise UsageError(f"--summary: {err}") from None
+    tuner.results_summary()
+    return 0
+
+
 def run(args) -> int:
     from keras_runet.commands._common import UsageError
 
     _common.setup_logging(args.verbose)
+    if args.summary is not None:
+        return _summary(args.summary)
+    missing = [f for f, v in (("--data-dir", args.data_dir), ("--out", args.out)) if v is None]
+    if missing:
+        raise UsageError(
+            f"the following arguments are required: {', '.join(missing)} (or --summary STUDY_DIR)"
+        )
     if args.max_trials < 1:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
     config = _common.train_config_from_args(args, "runet")

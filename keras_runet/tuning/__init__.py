@@ -29,6 +29,12 @@ Pieces:
   (random, grid, hyperband, bayesian), :func:`run_search` (the whole study, resumable),
   :func:`trial_rows` / :func:`write_results_csv` / :func:`plot_objective` (the results
   table and figure), :func:`retrain_best`.
+- :func:`load_tuner`: the :class:`RunetTuner` of a study on disk, for KerasTuner's own
+  API without searching: ``load_tuner(study_dir).get_best_models(1)[0]``,
+  ``get_best_hyperparameters``, ``results_summary()``.
+- TensorBoard HParams (:mod:`~keras_runet.tuning.hparams`): ``tensorboard --logdir
+  study_dir`` shows every trial's hyper-parameters and metrics in the HParams dashboard,
+  as KerasTuner's tuners do.
 
 Study directory::
 
@@ -36,7 +42,9 @@ Study directory::
       study.json         the study's configuration (a rerun must match it)
       keras_tuner/       KerasTuner's project: oracle.json, tuner<id>.json,
                          trial_<id>/trial.json, trial_<id>/run/ (the training run, see
-                         keras_runet.training), trial_<id>/result.json
+                         keras_runet.training), trial_<id>/result.json; TensorBoard
+                         HParams event files: the experiment summary in keras_tuner/,
+                         each trial's session in trial_<id>/
       executions.jsonl   one line each time a trial starts running (trial, tuner id, pid)
       results.csv        one row per trial: trial_id, status, hyper-parameters, metrics
       objective.png      the objective over (dil, shift), best trial marked
@@ -53,7 +61,8 @@ Modules: :mod:`~keras_runet.tuning.space` (the search space and the one mapping
 hyper-parameters -> :class:`~keras_runet.training.TrainConfig`),
 :mod:`~keras_runet.tuning.hypermodel`, :mod:`~keras_runet.tuning.oracles` (objectives,
 oracles, the resumable grid oracle), :mod:`~keras_runet.tuning.tuner` (the trials and
-their executions log), :mod:`~keras_runet.tuning.study` (a whole study, distributed or not)
+their executions log), :mod:`~keras_runet.tuning.hparams` (their TensorBoard HParams data),
+:mod:`~keras_runet.tuning.study` (a whole study, distributed or not, and reading one back)
 and :mod:`~keras_runet.tuning.results` (the table, figure, best trial and its retraining).
 Every public name is importable from ``keras_runet.tuning``.
 """
@@ -62,6 +71,7 @@ from __future__ import annotations
 
 from keras_runet.config import TrainConfig
 from keras_runet.split_evaluation import evaluate_model, outlier_rates, roi_fraction
+from keras_runet.tuning.hparams import hparams_of, write_experiment, write_session
 from keras_runet.tuning.hypermodel import RunetHyperModel
 from keras_runet.tuning.oracles import (
     OBJECTIVES,
@@ -81,8 +91,14 @@ from keras_runet.tuning.results import (
     write_study_results,
 )
 from keras_runet.tuning.space import HP_NAMES, SearchSpace, train_config_for
-from keras_runet.tuning.study import distributed_role, load_study, run_search
-from keras_runet.tuning.tuner import METRICS, PROJECT_NAME, RunetTuner, read_executions
+from keras_runet.tuning.study import distributed_role, load_study, load_tuner, run_search
+from keras_runet.tuning.tuner import (
+    METRICS,
+    PROJECT_NAME,
+    RunetTuner,
+    read_executions,
+    sort_trials,
+)
 
 __all__ = [
     "HP_NAMES",
@@ -99,7 +115,9 @@ __all__ = [
     "best_train_config",
     "distributed_role",
     "evaluate_model",
+    "hparams_of",
     "load_study",
+    "load_tuner",
     "make_objective",
     "make_oracle",
     "outlier_rates",
@@ -109,8 +127,11 @@ __all__ = [
     "retrain_best",
     "roi_fraction",
     "run_search",
+    "sort_trials",
     "train_config_for",
     "trial_rows",
+    "write_experiment",
     "write_results_csv",
+    "write_session",
     "write_study_results",
 ]

@@ -18,7 +18,7 @@ from keras_runet.tuning.hypermodel import RunetHyperModel
 from keras_runet.tuning.oracles import make_objective, make_oracle
 from keras_runet.tuning.results import StudyResult, write_study_results
 from keras_runet.tuning.space import SearchSpace
-from keras_runet.tuning.tuner import PROJECT_NAME, RunetTuner, read_executions
+from keras_runet.tuning.tuner import PROJECT_NAME, RunetTuner, read_executions, sort_trials
 from tfds_camus.atomic import write_json
 
 log = logging.getLogger(__name__)
@@ -176,19 +176,30 @@ def run_search(
     return dataclasses.replace(result, trials_run=trials_run)
 
 
+def _read_study(study_dir: Path) -> tuple[dict, SearchSpace]:
+    path = study_dir / "study.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{study_dir} holds no study (no study.json)")
+    description = json.loads(path.read_text())
+    return description, SearchSpace(**_space_kwargs(description["space"]))
+
+
 def load_study(study_dir: str | os.PathLike) -> keras_tuner.Oracle:
     """The oracle of a study on disk (its trials, statuses and metrics), without running.
+
+    Its trials are in trial-id order (:func:`~keras_runet.tuning.tuner.sort_trials`), so
+    that KerasTuner's ranking breaks ties as ``results.csv`` does. A study whose search
+    never started a trial has none.
+
+    Raises:
+        FileNotFoundError: ``study_dir`` holds no ``study.json`` (naming it).
 
     Example (a study on disk)::
 
         rows = trial_rows(load_study("studies/fold1"))
     """
     study_dir = Path(study_dir)
-    path = study_dir / "study.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{study_dir} holds no study (no study.json)")
-    description = json.loads(path.read_text())
-    space = SearchSpace(**_space_kwargs(description["space"]))
+    description, space = _read_study(study_dir)
     oracle = make_oracle(
         description["oracle"],
         keras_tuner.Objective(description["objective"], direction=description["direction"]),
@@ -198,8 +209,44 @@ def load_study(study_dir: str | os.PathLike) -> keras_tuner.Oracle:
         max_epochs=max(2, int(description["train"]["epochs"])),
     )
     oracle._set_project_dir(str(study_dir), PROJECT_NAME)
-    oracle.reload()
+    if (study_dir / PROJECT_NAME / "oracle.json").exists():  # written with the first trial
+        oracle.reload()
+        sort_trials(oracle)
     return oracle
+
+
+def load_tuner(
+    study_dir: str | os.PathLike, *, thresholds=None, eval_workers: int = 0
+) -> RunetTuner:
+    """The :class:`RunetTuner` of a study on disk, without searching: KerasTuner's API on it.
+
+    Example (a finished study)::
+
+        tuner = load_tuner("studies/fold1")
+        tuner.results_summary()                  # KerasTuner's "Results summary"
+        model = tuner.get_best_models(1)[0]      # trial_<best>/run/best.keras
+        hp = tuner.get_best_hyperparameters(1)[0]
+
+    For reading a study: its oracle has no trial limit (:func:`load_study`); continue a
+    study with :func:`run_search`.
+
+    Args:
+        study_dir: a study directory (see the package docstring).
+        thresholds, eval_workers: as for :func:`run_search`.
+
+    Raises:
+        FileNotFoundError: ``study_dir`` holds no study (naming it).
+    """
+    study_dir = Path(study_dir)
+    description, space = _read_study(study_dir)
+    hypermodel = RunetHyperModel(space, TrainConfig.from_json(description["train"]))
+    return RunetTuner(
+        hypermodel,
+        load_study(study_dir),
+        study_dir,
+        thresholds=thresholds,
+        eval_workers=eval_workers,
+    )
 
 
 def _space_kwargs(d: dict) -> dict:

@@ -1,7 +1,8 @@
 """The tuner: a trial trains RU-Net, evaluates it on the validation split, reports to the oracle.
 
 Each start of a trial (by any process of a distributed study) is logged as one line of
-``study_dir/executions.jsonl`` (:func:`read_executions`).
+``study_dir/executions.jsonl`` (:func:`read_executions`). Each trial also leaves its
+TensorBoard HParams session (:mod:`keras_runet.tuning.hparams`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import keras
 import keras_tuner
+from keras_tuner.engine import trial as trial_module
 
 from keras_runet.split_evaluation import evaluate_model
 from keras_runet.training import train
+from keras_runet.tuning.hparams import write_experiment, write_session
 from keras_runet.tuning.hypermodel import RunetHyperModel
 from keras_runet.tuning.space import HP_NAMES
 from tfds_camus.atomic import write_json
@@ -68,6 +71,13 @@ class RunetTuner(keras_tuner.Tuner):
     the ROI fraction) and returns every metric of :data:`METRICS` to the oracle.
     Hyperband's follow-up trials continue the previous trial's training.
 
+    As KerasTuner's own tuners: ``get_best_models(n)`` loads the best trials' models
+    (``trial_<id>/run/best.keras``), ``get_best_hyperparameters(n)`` and
+    ``results_summary()`` rank the completed trials by the objective (ties: the earliest
+    trial, as ``results.csv``'s ``is_best``), and each trial writes its TensorBoard HParams
+    session (``tensorboard --logdir study_dir``; :mod:`keras_runet.tuning.hparams`).
+    :func:`keras_runet.tuning.load_tuner` gives the tuner of a study on disk.
+
     Args:
         hypermodel: a :class:`RunetHyperModel`.
         oracle: from :func:`make_oracle`.
@@ -111,6 +121,40 @@ class RunetTuner(keras_tuner.Tuner):
         for line in out.getvalue().splitlines():
             log.info("keras_tuner: %s", line)
 
+    def _populate_initial_space(self):
+        # KerasTuner builds the model to discover conditional hyper-parameters; the space
+        # has none (SearchSpace.declare), so declaring it is enough: no RU-Net to build in
+        # the chief or in load_tuner.
+        hp = self.oracle.get_space()
+        self.hypermodel.space.declare(hp)
+        self.oracle.update_space(hp)
+
+    def reload(self):
+        super().reload()
+        if not self._is_worker():
+            sort_trials(self.oracle)
+
+    def search(self, *fit_args, **fit_kwargs):
+        """KerasTuner's search; the process holding the oracle first writes the HParams
+        experiment summary (once per study)."""
+        if not self._is_worker():
+            write_experiment(
+                self.project_dir, self.oracle.get_space(), METRICS, self.oracle.objective
+            )
+        return super().search(*fit_args, **fit_kwargs)
+
+    def on_trial_end(self, trial):
+        if trial.status in (trial_module.TrialStatus.FAILED, trial_module.TrialStatus.INVALID):
+            # The dashboard shows it too; a retry that completes replaces this session.
+            try:
+                write_session(
+                    self.get_trial_dir(trial.trial_id), trial.hyperparameters, trial.trial_id,
+                    failed=True,
+                )  # fmt: skip
+            except Exception as err:  # the oracle must still hear that the trial ended
+                log.warning("trial %s: no HParams session written (%s)", trial.trial_id, err)
+        super().on_trial_end(trial)
+
     def _run_dir(self, trial_id) -> Path:
         return Path(self.get_trial_dir(trial_id)) / "run"
 
@@ -133,7 +177,7 @@ class RunetTuner(keras_tuner.Tuner):
 
     def run_trial(self, trial, train_examples, val_examples, **kwargs):
         """Train, evaluate, and return the metrics of :data:`METRICS` to the oracle."""
-        start = time.perf_counter()
+        start, started = time.perf_counter(), time.time()
         hp = trial.hyperparameters
         keras.backend.clear_session()
         config = self.hypermodel.train_config(hp)
@@ -183,14 +227,15 @@ class RunetTuner(keras_tuner.Tuner):
                 "train_config": config.to_json(),
             },
         )
+        write_session(
+            self.get_trial_dir(trial.trial_id), hp, trial.trial_id, metrics, start_time=started
+        )
         log.info(
-            "trial %s [%s]: dil=%d shift=%.3f%s -> val_segmentation_dice=%.4f "
+            "trial %s [%s]: %s -> val_segmentation_dice=%.4f "
             "val_outlier_rate=%.3f (geometric %.3f, anatomical %.3f) roi=%.2f in %.1f s",
             trial.trial_id,
             self.tuner_id,
-            config.dil,
-            config.shift,
-            _extra_hps(hp.values),
+            _hps_text(hp.values),
             metrics["val_segmentation_dice"],
             metrics["val_outlier_rate"],
             metrics["val_geometric_outlier_rate"],
@@ -201,19 +246,52 @@ class RunetTuner(keras_tuner.Tuner):
         return metrics
 
     def load_model(self, trial):
-        """The best epoch's model of a finished trial (``trial_<id>/run/best.keras``)."""
-        return keras.saving.load_model(self._run_dir(trial.trial_id) / "best.keras")
+        """The best epoch's model of a finished trial (``trial_<id>/run/best.keras``).
+
+        What ``get_best_models`` loads (KerasTuner's own ``load_model`` would look for
+        its checkpoint, ``trial_<id>/checkpoint.weights.h5``, which these trials do not
+        write: :func:`keras_runet.training.train` saves their models).
+
+        Raises:
+            FileNotFoundError: the trial has no model here (it did not complete, or it
+                ran on another machine of a distributed study), naming the file.
+        """
+        path = self._run_dir(trial.trial_id) / "best.keras"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"trial {trial.trial_id} ({trial.status}) has no model on this machine: "
+                f"{path} does not exist"
+            )
+        return keras.saving.load_model(path)
 
     def save_model(self, trial_id, model, step=0):
         """Unused: :func:`keras_runet.training.train` saves every trial's models."""
 
 
-def _extra_hps(values: dict) -> str:
-    parts = []
-    if "learning_rate" in values:
-        parts.append(f" lr={values['learning_rate']:.2e}")
-    if "coarse_loss_weight" in values:
-        parts.append(f" coarse_w={values['coarse_loss_weight']:.2f}")
+def sort_trials(oracle: keras_tuner.Oracle) -> None:
+    """Order ``oracle.trials`` by trial id (KerasTuner reloads them in file-system order).
+
+    KerasTuner's ranking (``get_best_trials``: ``get_best_models``, ``results_summary``)
+    is a stable sort of that order: sorted, its ties go to the earliest trial, as
+    :func:`~keras_runet.tuning.trial_rows`' ``is_best`` and ``best.json``.
+    """
+    oracle.trials = dict(sorted(oracle.trials.items()))
+
+
+def _hps_text(values: dict) -> str:
+    """A trial's hyper-parameters for its log line: every one of :data:`HP_NAMES` it has
+    (the searched ones), then Hyperband's epoch budget.
+
+    Example:
+        >>> _hps_text({"dil": 11, "shift": 0.5, "roi_kernel": "disk", "tuner/epochs": 3})
+        'dil=11 shift=0.500 roi_kernel=disk epochs=3'
+    """
+    formats = {"shift": "{:.3f}", "learning_rate": "{:.2e}", "coarse_loss_weight": "{:.2f}"}
+    parts = [
+        f"{name}={formats.get(name, '{}').format(values[name])}"
+        for name in HP_NAMES
+        if values.get(name) is not None
+    ]
     if "tuner/epochs" in values:
-        parts.append(f" epochs={values['tuner/epochs']}")
-    return "".join(parts)
+        parts.append(f"epochs={values['tuner/epochs']}")
+    return " ".join(parts)
