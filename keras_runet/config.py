@@ -116,7 +116,9 @@ class TrainConfig:
     )  # fmt: skip
     seed: int = _field(0, "seeds the weights, shuffling and augmentation")
     dtype: str | None = _field(
-        None, "mixed precision policy (bfloat16: CPUs with AMX and recent GPUs; default: off)",
+        None,
+        "mixed precision policy (bfloat16: CPUs with AVX512_BF16 or AMX, recent GPUs; "
+        "default: off)",
         flag="--mixed-precision", choices=DTYPE_CHOICES,
     )  # fmt: skip
     distribute: str | None = _field(
