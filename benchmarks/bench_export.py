@@ -90,7 +90,7 @@ def bench_model(kind: str, out: Path, repeats: int) -> None:
     print(
         f"size: total {mib(folder_size(version_dir))}; saved_model.pb "
         f"{mib((version_dir / 'saved_model.pb').stat().st_size)}; variables/ "
-        f"{mib(folder_size(version_dir / 'variables'))}; assets.extra/ (.keras + JSON) "
+        f"{mib(folder_size(version_dir / 'variables'))}; assets.extra/ (.keras + JSON + warmup) "
         f"{mib(folder_size(version_dir / 'assets.extra'))}"
     )
     print("\n$ saved_model_cli show --dir", version_dir, "--all")

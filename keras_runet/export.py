@@ -7,6 +7,8 @@ Layout written by :func:`export_model` (TF Serving's: numbered version folders):
         saved_model.pb  variables/  fingerprint.pb     the SavedModel TF Serving loads
         assets.extra/model.keras                       the Keras model (reload with Keras)
         assets.extra/runet_export.json                 metadata (see :func:`export_metadata`)
+        assets.extra/tf_serving_warmup_requests        one warmup request per signature
+                                                       (see :func:`write_warmup_requests`)
 
 A version is written into ``EXPORT_BASE/.tmp-<version>-<random>`` and renamed into place
 only when complete, so a server watching ``EXPORT_BASE`` never sees half a version (TF
@@ -28,6 +30,13 @@ Signatures (see docs/serving.md):
     clients send ``{"b64": "..."}``), decoded to grayscale and scaled to [0, 1]; every image of
     one request must have the same size. Same outputs as ``serving_default``.
 
+The warmup file is TF Serving's "SavedModel Warmup": a TFRecord file of
+``tensorflow.serving.PredictionLog`` records that the server replays when it loads a version,
+before it marks the version available, so that the first client request does not pay the
+runtime's lazy initialisation. Its protos come from ``tensorflow-serving-api``, which is not a
+dependency of keras-runet: without it the export is the same minus that file, and says so in
+one log warning.
+
 Models are always loaded in Keras's safe mode: a ``.keras`` file that would run arbitrary
 Python code (a ``Lambda`` layer, ...) is refused.
 """
@@ -44,6 +53,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import keras_runet.models  # noqa: F401  (registers the custom layers before any load)
@@ -56,6 +66,7 @@ __all__ = [
     "LABEL_NAMES",
     "METADATA_NAME",
     "KERAS_NAME",
+    "WARMUP_NAME",
     "ExportError",
     "export_metadata",
     "export_model",
@@ -64,6 +75,8 @@ __all__ = [
     "model_info",
     "next_version",
     "stale_temporaries",
+    "warmup_inputs",
+    "write_warmup_requests",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,6 +89,11 @@ _UNET1, _SHG, _RUNET = MODELS
 EXTRA_DIR = "assets.extra"
 KERAS_NAME = "model.keras"
 METADATA_NAME = "runet_export.json"
+# TF Serving's fixed name and folder for warmup requests ("SavedModel Warmup").
+WARMUP_NAME = "tf_serving_warmup_requests"
+# The encoded image of the serving_bytes warmup request: small (the file stays small), not
+# square, and not the model's size, so that both resizes of the graph really run.
+_WARMUP_PNG_SIZE = (48, 64)
 _TMP_PREFIX = ".tmp-"
 
 
@@ -348,6 +366,76 @@ def make_serving_functions(model: keras.Model) -> dict:
     return {DEFAULT_SIGNATURE: serving_default, BYTES_SIGNATURE: serving_bytes}
 
 
+def warmup_inputs(model: keras.Model) -> dict[str, dict[str, np.ndarray]]:
+    """The inputs of the warmup request of each serving signature, keyed by signature name.
+
+    ``serving_default``: one image of the model's input size (256 x 256 by default),
+    float32 ``(1, H, W, 1)`` in [0, 1]; ``serving_bytes``: one small 8-bit grayscale PNG
+    (48 x 64), a string ``(1,)``. Both are seeded noise, so that an export is reproducible:
+    the runtime's cost does not depend on the pixel values.
+    """
+    height, width = int(model.input.shape[1]), int(model.input.shape[2])
+    rng = np.random.default_rng(0)
+    image = rng.random((1, height, width, 1), dtype=np.float32)
+    pixels = rng.integers(0, 256, size=(*_WARMUP_PNG_SIZE, 1), dtype=np.uint8)
+    png = tf.io.encode_png(pixels).numpy()
+    return {
+        DEFAULT_SIGNATURE: {"image": image},
+        BYTES_SIGNATURE: {"image_bytes": np.array([png], dtype=object)},
+    }
+
+
+def write_warmup_requests(model: keras.Model, path) -> list[str]:
+    """Write TF Serving's warmup file for ``model``'s export: one record per signature.
+
+    Each record is a ``tensorflow.serving.PredictionLog`` holding a ``predict_log`` whose
+    ``PredictRequest`` names the signature (``model_spec.signature_name``) and carries the
+    inputs of :func:`warmup_inputs`. ``model_spec.name`` is left empty: the server, not the
+    export, chooses the model's name, and warmup does not use it.
+
+    Args:
+        model: the exported model.
+        path: the file to write (``<version>/assets.extra/tf_serving_warmup_requests``).
+
+    Returns:
+        The signature names, in the file's order.
+
+    Raises:
+        ModuleNotFoundError: ``tensorflow-serving-api`` (the PredictionLog proto) is not
+            installed.
+    """
+    from keras_runet import serving
+
+    records = [
+        serving.make_prediction_log(
+            serving.make_predict_request(inputs, model_name="", signature_name=name)
+        )
+        for name, inputs in warmup_inputs(model).items()
+    ]
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record.SerializeToString())
+    return [r.predict_log.request.model_spec.signature_name for r in records]
+
+
+def _write_warmup(model: keras.Model, extra: Path) -> None:
+    try:
+        names = write_warmup_requests(model, extra / WARMUP_NAME)
+    except ModuleNotFoundError as err:
+        if not (err.name or "").startswith("tensorflow_serving"):
+            raise
+        logger.warning(
+            "no %s/%s written: TF Serving's PredictionLog proto needs tensorflow-serving-api "
+            "(%s); the version serves the same, but its first request pays the runtime's lazy "
+            "initialisation (pip install tensorflow-serving-api, then export again)",
+            EXTRA_DIR,
+            WARMUP_NAME,
+            err,
+        )
+        return
+    logger.info("warmup requests for %s in %s/%s", ", ".join(names), EXTRA_DIR, WARMUP_NAME)
+
+
 def next_version(export_base) -> int:
     """One more than the highest numbered version folder in ``export_base`` (1 if none)."""
     base = Path(export_base)
@@ -379,6 +467,12 @@ def export_model(
     source=None,
 ) -> Path:
     """Export ``model`` to ``export_base/<version>/`` for TF Serving, atomically.
+
+    The version folder holds the SavedModel, ``assets.extra/model.keras``, the metadata
+    (``assets.extra/runet_export.json``) and TF Serving's warmup requests
+    (``assets.extra/tf_serving_warmup_requests``, :func:`write_warmup_requests`; left out,
+    with one log warning, when ``tensorflow-serving-api`` is not installed), all written
+    before the folder is renamed into place.
 
     Args:
         model: a ``keras.Model`` following the keras-runet contract, or the path of a
@@ -431,6 +525,7 @@ def export_model(
         metadata = export_metadata(model, training_data=training_data, source=source)
         metadata["version"] = version
         (extra / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
+        _write_warmup(model, extra)
         _move_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -16,6 +16,11 @@ build requests and read replies:
   ``tensorflow_serving.apis.predict_pb2`` messages (install ``tensorflow-serving-api``).
 - :func:`rest_predict` and :func:`grpc_predict` do the whole round trip on a loaded
   SavedModel (``tf.saved_model.load(version_dir)``): request in, reply out.
+- Warmup (TF Serving's "SavedModel Warmup"): :func:`make_prediction_log` wraps a
+  ``PredictRequest`` in the ``PredictionLog`` record that
+  ``assets.extra/tf_serving_warmup_requests`` holds (written by
+  :func:`keras_runet.export.write_warmup_requests`), :func:`read_warmup_requests` reads
+  such a file back as ``(signature_name, inputs)`` pairs.
 - :func:`call_signature` calls a loaded signature (``tf.saved_model.load(path)
   .signatures[name]``) with numpy / list inputs, checking names, dtypes and ranks the way
   the server does, and returns numpy outputs.
@@ -37,9 +42,11 @@ __all__ = [
     "ServingRequestError",
     "call_signature",
     "make_predict_request",
+    "make_prediction_log",
     "predict_request_to_inputs",
     "predict_response",
     "grpc_predict",
+    "read_warmup_requests",
     "rest_predict",
     "rest_request_to_inputs",
     "rest_response",
@@ -288,6 +295,34 @@ def make_predict_request(
     for name, value in inputs.items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
     return request
+
+
+def make_prediction_log(request):
+    """The ``PredictionLog`` record (tensorflow-serving-api's proto) of a ``PredictRequest``:
+    one record of TF Serving's warmup file, a ``predict_log`` without a response."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    return prediction_log_pb2.PredictionLog(
+        predict_log=prediction_log_pb2.PredictLog(request=request)
+    )
+
+
+def read_warmup_requests(path) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Read a TF Serving warmup file (TFRecord of ``PredictionLog``): one
+    ``(signature_name, inputs)`` pair per record, in the file's order, as the server replays
+    them. Records that are not predict logs raise :class:`ServingRequestError`."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for i, record in enumerate(tf.data.TFRecordDataset(str(path)).as_numpy_iterator()):
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        if log.WhichOneof("log_type") != "predict_log":
+            raise ServingRequestError(
+                f"{str(path)!r}: record {i} is a {log.WhichOneof('log_type')}, not a predict_log"
+            )
+        requests.append(predict_request_to_inputs(log.predict_log.request))
+    return requests
 
 
 def predict_request_to_inputs(request) -> tuple[str, dict[str, np.ndarray]]:

@@ -18,6 +18,7 @@
 #   1/saved_model.pb  1/variables/            the SavedModel the server loads
 #   1/assets.extra/model.keras                the Keras model, to reload with Keras
 #   1/assets.extra/runet_export.json          what was exported, from which data
+#   1/assets.extra/tf_serving_warmup_requests TF Serving's warmup requests (one per signature)
 # ```
 #
 # The SavedModel has two signatures. `serving_default` takes float images in [0, 1] of

@@ -2,6 +2,7 @@
 checked the way the server uses them (a fresh process without keras_runet, saved_model_cli).
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -315,6 +316,9 @@ def test_cli_export(tmp_path, capsys):
     assert cli_main(["export", str(model_path), str(base), "--version", "3"]) == 0
     out = capsys.readouterr().out
     assert str(base / "3") in out and "serving_default" in out
+    if importlib.util.find_spec("tensorflow_serving") is not None:  # the test extra has it
+        assert "warmup: assets.extra/tf_serving_warmup_requests" in out
+        assert (base / "3" / "assets.extra" / ex.WARMUP_NAME).is_file()
     assert ".tmp-2-deadbeef is left from a killed export" in out
     assert cli_main(["export", str(model_path), str(base), "--version", "3"]) == 2
     err = capsys.readouterr().err

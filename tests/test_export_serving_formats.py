@@ -198,3 +198,28 @@ def test_round_trip_helpers(exported):
     response = serving.grpc_predict(loaded, serving.make_predict_request({"image": x}))
     assert np.array_equal(tf.make_ndarray(response.outputs["segmentation"]), direct["segmentation"])
     assert sorted(response.outputs) == ["coarse", "probabilities", "segmentation"]
+
+
+def test_client_side_resize_to_the_model_size_is_the_same_answer(exported):
+    """docs/serving.md's advice for batching mixed sizes: resize to the model's size on the
+    client, send that, resize the probabilities back: exactly what the graph computes."""
+    _, loaded = exported
+    x = _images(n=1, h=83, w=101, seed=8)
+    small = tf.image.resize(x, (SIZE, SIZE), "bilinear")
+    probs = _direct(loaded, small)["probabilities"]
+    back = tf.image.resize(probs, (83, 101), "bilinear").numpy()
+    np.testing.assert_allclose(back, _direct(loaded, x)["probabilities"], atol=1e-6)
+
+
+def test_server_side_padding_changes_the_answer(exported):
+    """What TF Serving's batching with pad_variable_length_inputs does to a smaller image of
+    a merged batch (tensorflow_serving/batching/batching_util.h AddPadding: pad after each
+    dimension with the tensor's first element): the signature resizes the padded frame, so
+    the image's own pixels get other probabilities, and the reply has the padded size."""
+    _, loaded = exported
+    x = _images(n=1, h=83, w=101, seed=9)
+    padded = np.pad(x, ((0, 0), (0, 17), (0, 19), (0, 0)), constant_values=x[0, 0, 0, 0])
+    alone = _direct(loaded, x)["probabilities"]
+    merged = _direct(loaded, padded)
+    assert merged["segmentation"].shape == (1, 100, 120)
+    assert np.abs(merged["probabilities"][:, :83, :101] - alone).max() > 1e-3

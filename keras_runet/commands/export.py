@@ -1,8 +1,9 @@
 """``runet export MODEL EXPORT_BASE [--version N]``: a SavedModel for TF Serving.
 
-Writes ``EXPORT_BASE/<version>/`` (TF Serving's layout) atomically, with the ``.keras`` file
-and a metadata JSON under ``assets.extra/``. See :mod:`keras_runet.export` and
-docs/serving.md for the signatures.
+Writes ``EXPORT_BASE/<version>/`` (TF Serving's layout) atomically, with the ``.keras`` file,
+a metadata JSON and TF Serving's warmup requests (``tf_serving_warmup_requests``, when
+tensorflow-serving-api is installed) under ``assets.extra/``. See :mod:`keras_runet.export`
+and docs/serving.md for the signatures.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet export``."""
-    from keras_runet.export import ExportError, export_metadata, export_model, stale_temporaries
+    from keras_runet.export import (
+        EXTRA_DIR,
+        WARMUP_NAME,
+        ExportError,
+        export_metadata,
+        export_model,
+        stale_temporaries,
+    )
 
     model = _common.load_model_from_args(args)
     try:
@@ -57,4 +65,12 @@ def run(args: argparse.Namespace) -> int:
     for name, sig in meta["signatures"].items():
         inputs = ", ".join(f"{k}: {v}" for k, v in sig["inputs"].items())
         print(f"  {name}({inputs}) -> {', '.join(sig['outputs'])}")
+    warmup = version_dir / EXTRA_DIR / WARMUP_NAME
+    if warmup.is_file():
+        print(f"  warmup: {warmup.relative_to(version_dir)} (one request per signature)")
+    else:
+        print(
+            f"note: no {EXTRA_DIR}/{WARMUP_NAME} (needs tensorflow-serving-api): "
+            "TF Serving's first request to this version pays the lazy initialisation"
+        )
     return 0
