@@ -16,10 +16,13 @@ exec((HERE / "keras_runet" / "version.py").read_text(), version)
 # The stack is pinned to the minor versions this project is built and tested on: the
 # traps listed in docs/design.md (KerasTuner importing tensorboard, TFDS importing
 # importlib_resources, Keras reloading an unregistered "dice") were each reproduced on
-# exactly these versions.
+# these versions. The lower ends are Colab's preinstalled stack (googlecolab/backend-info's
+# pip freeze, 2026-08: TensorFlow 2.20.0, Keras 3.13.2, scikit-image 0.25.2), so that
+# installing the package in Colab upgrades nothing and needs no runtime restart; CI runs a
+# subset of the tests a second time pinned to that freeze (.ci/colab-constraints.txt).
 install_requires = [
-    "tensorflow>=2.21,<2.22",
-    "keras>=3.15,<3.16",
+    "tensorflow>=2.20,<2.22",
+    "keras>=3.13,<3.16",
     "tensorflow-datasets==4.9.10",
     "keras-tuner==1.4.8",
     # KerasTuner's BayesianOptimizationOracle imports scikit-learn (Gaussian process) but
@@ -29,7 +32,7 @@ install_requires = [
     "tensorboard>=2.20",
     "importlib_resources>=6",
     "SimpleITK>=2.5,<2.6",
-    "scikit-image>=0.26,<0.27",
+    "scikit-image>=0.25,<0.27",
     "scipy>=1.13",
     "numpy>=1.26",
     "matplotlib>=3.8",
@@ -52,9 +55,10 @@ extras_require = {
         # The backend-equivalence test (tests/test_backends.py) runs the layers on JAX too.
         "jax>=0.4.30",
         # PredictRequest / PredictResponse protos for the TF Serving tests
-        # (tests/test_export_serving_formats.py). 2.21 requires tensorflow>=2.21,<3, so it
-        # resolves to the pinned tensorflow 2.21 and installs nothing else new.
-        "tensorflow-serving-api>=2.21,<2.22",
+        # (tests/test_export_serving_formats.py). Each release requires tensorflow of at
+        # least its own version (2.21: tensorflow>=2.21,<3), so it follows the TensorFlow
+        # installed and installs nothing else new.
+        "tensorflow-serving-api>=2.20,<2.22",
     ],
     "jax": ["jax>=0.4.30"],
     # The speed peer of benchmarks/run.py (MONAI's BasicUNet). torch is pinned to the CPU

@@ -35,6 +35,7 @@ ENV_PREFIX = "RUNET_NB_"
 COLAB_WORK_DIR = "/content/runet"
 LOCAL_WORK_DIR = "runet_notebooks"
 DRIVE = "/content/drive"
+DRIVE_WORK_DIR = DRIVE + "/MyDrive/runet"
 # The colour of each label of tfds_camus.vocabulary.LABELS in the figures.
 LABEL_COLOURS = ("none", "tab:red", "tab:green", "tab:blue")
 
@@ -105,9 +106,31 @@ def override_parameters(
     return replaced
 
 
-def work_dir(path: str | os.PathLike = "") -> Path:
+def _mount_drive() -> None:
+    from google.colab import drive  # only in Colab
+
+    drive.mount(DRIVE)
+
+
+def work_dir(path: str | os.PathLike = "", *, on_drive: bool = False) -> Path:
     """The notebooks' shared work folder, created: ``path``, or by default
-    ``/content/runet`` in Colab and ``runet_notebooks`` (in the current folder) elsewhere."""
+    ``/content/runet`` in Colab and ``runet_notebooks`` (in the current folder) elsewhere.
+
+    ``on_drive`` (Colab): keep it on Google Drive, so that the prepared dataset, the runs and
+    the study survive the end of the Colab session: Drive is mounted and the default becomes
+    ``/content/drive/MyDrive/runet`` (a ``path`` outside Drive is then an error, not silently
+    lost). Outside Colab ``on_drive`` changes nothing but a note.
+    """
+    if on_drive and in_colab():
+        _mount_drive()
+        path = path or DRIVE_WORK_DIR
+        if not str(path).startswith(DRIVE + "/"):
+            raise ValueError(
+                f"WORK_DIR {str(path)!r} is not on Google Drive ({DRIVE}/...): clear it to use "
+                f"{DRIVE_WORK_DIR}, or untick WORK_ON_DRIVE"
+            )
+    elif on_drive:
+        print("WORK_ON_DRIVE: not in Colab, the work folder stays local")
     folder = Path(path or (COLAB_WORK_DIR if in_colab() else LOCAL_WORK_DIR))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -145,9 +168,7 @@ def locate_camus(
     work = Path(work)
     camus_dir = str(camus_dir or "")
     if camus_dir and in_colab() and camus_dir.startswith(DRIVE + "/"):
-        from google.colab import drive  # only in Colab
-
-        drive.mount(DRIVE)
+        _mount_drive()
     if camus_dir and Path(camus_dir).is_dir():
         print(f"Using CAMUS from {camus_dir}")
         return Path(camus_dir), work / "tfds" / "camus"

@@ -25,22 +25,55 @@
 # %% [markdown]
 # ## Setup
 #
-# In Colab, the next cell installs keras-runet from the project's repository. If Colab
-# then asks to restart the session (it does when the install replaces a library that was
-# already imported), restart it and run the notebook again from the top.
+# In Colab, the next cell installs keras-runet from the project's repository, only if it is
+# not installed yet. Its requirements accept Colab's own TensorFlow, Keras and
+# scikit-image, so the install normally replaces nothing and needs no restart; the cell says
+# so, or names what it replaced and asks for a restart (*Runtime > Restart session*), after
+# which you run the notebook from the top again (this cell then skips the install).
 
 # %%
+import importlib.metadata
+import importlib.util
 import subprocess
 import sys
 
 IN_COLAB = "google.colab" in sys.modules
-# In Colab, keras-runet (and its pinned TensorFlow, Keras, TFDS and KerasTuner) is installed
-# from the project's repository. Elsewhere, install the package first (`pip install -e .` in
-# a clone) and this cell does nothing.
+# In Colab, keras-runet is installed from the project's repository. Elsewhere, install the
+# package first (`pip install -e .` in a clone) and this cell does nothing.
 KERAS_RUNET = "keras-runet @ git+https://github.com/keras-runet/keras-runet"
+# Libraries Colab preinstalls that keras-runet needs: if the install replaces one that this
+# session already imported, the session must restart.
+PREINSTALLED = ("tensorflow", "keras", "scikit-image", "protobuf", "h5py", "numpy")
 
-if IN_COLAB:
+
+def installed_versions():
+    versions = {}
+    for name in PREINSTALLED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+if IN_COLAB and importlib.util.find_spec("keras_runet") is None:
+    before = installed_versions()
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", KERAS_RUNET], check=True)
+    replaced = [
+        f"{name} {before[name]} -> {version}"
+        for name, version in installed_versions().items()
+        if before[name] and version != before[name]
+    ]
+    if replaced:
+        print(
+            "The install replaced " + ", ".join(replaced) + ". Restart the session "
+            "(Runtime > Restart session), then run the notebook from the top again: "
+            "this cell will skip the install."
+        )
+    else:
+        print("keras-runet installed; Colab's libraries are unchanged: no restart needed.")
+elif IN_COLAB:
+    print("keras-runet is installed: nothing to do.")
 
 # %%
 import os
@@ -75,6 +108,9 @@ if not logger.handlers:
 # The data, as in the first notebook.
 CAMUS_DIR = ""  # @param {type:"string"}
 WORK_DIR = ""  # @param {type:"string"}
+# Colab: keep the work folder on Google Drive (default /content/drive/MyDrive/runet), so
+# that the dataset, runs and studies outlive the session.
+WORK_ON_DRIVE = False  # @param {type:"boolean"}
 PATIENTS = 100  # @param {type:"integer"}
 SCALE = 0.5  # @param {type:"number"}
 FOLD = 1  # @param {type:"integer"}
@@ -93,7 +129,7 @@ OBJECTIVE = "outliers"  # @param ["outliers", "geometric", "anatomical", "dice"]
 EPOCHS = 30  # @param {type:"integer"}
 
 notebook.override_parameters(globals())  # the RUNET_NB_<NAME> environment variables
-WORK_DIR = notebook.work_dir(WORK_DIR)
+WORK_DIR = notebook.work_dir(WORK_DIR, on_drive=WORK_ON_DRIVE)
 
 # %% [markdown]
 # ## The data

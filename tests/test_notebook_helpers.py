@@ -81,6 +81,20 @@ def test_work_dir_is_created_and_defaults_by_place(tmp_path, monkeypatch):
     assert notebook.work_dir() == tmp_path / "content" / "runet"
 
 
+def test_work_dir_on_drive_mounts_drive_and_refuses_a_local_path(tmp_path, monkeypatch):
+    mounted = []
+    _fake_colab(monkeypatch, mounted)
+    drive = tmp_path / "content" / "drive"
+    monkeypatch.setattr(notebook, "DRIVE", str(drive))
+    monkeypatch.setattr(notebook, "DRIVE_WORK_DIR", str(drive / "MyDrive" / "runet"))
+    assert notebook.work_dir(on_drive=True) == drive / "MyDrive" / "runet"
+    assert mounted == [str(drive)] and (drive / "MyDrive" / "runet").is_dir()
+    assert notebook.work_dir(drive / "x", on_drive=True) == drive / "x"
+    with pytest.raises(ValueError, match="is not on Google Drive"):
+        notebook.work_dir(tmp_path / "local", on_drive=True)
+    assert not (tmp_path / "local").exists()
+
+
 @pytest.fixture()
 def writes(monkeypatch):
     """The calls of write_synthetic_camus (none is done)."""

@@ -125,9 +125,65 @@ def test_notebooks_are_guarded_for_colab():
         lines = source.splitlines()
         install = [i for i, line in enumerate(lines) if '"pip", "install"' in line]
         assert len(install) == 1, f"{name}: one install line"
-        assert lines[install[0] - 1] == "if IN_COLAB:", f"{name}: the install is not guarded"
+        guard = next(line for line in reversed(lines[: install[0]]) if line.startswith("if "))
+        assert guard == 'if IN_COLAB and importlib.util.find_spec("keras_runet") is None:', (
+            f"{name}: the install is not guarded"
+        )
         # Drive is mounted by keras_runet.notebook.locate_camus, in Colab only.
         assert "drive.mount(" not in source and "%pip" not in source
+
+
+def _install_cell(name: str) -> str:
+    cells = nbformat.read(NOTEBOOK_DIR / name, as_version=4).cells
+    return next(c.source for c in cells if '"pip", "install"' in c.source)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_install_cell_installs_only_what_is_missing_and_says_when_to_restart(
+    name, monkeypatch, capsys
+):
+    """The cell run as in Colab (google.colab imported), pip replaced by a fake that changes
+    the versions it is told to: no install when keras_runet is there; after an install, a
+    restart is asked for exactly when a preinstalled library's version changed."""
+    import importlib.metadata
+    import subprocess
+    import sys
+    import types
+
+    source = _install_cell(name)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    versions = {"tensorflow": "2.20.0", "keras": "3.13.2", "numpy": "2.0.2"}
+    calls, state = [], {}
+
+    def version(package):
+        if package not in versions:
+            raise importlib.metadata.PackageNotFoundError(package)
+        return versions[package]
+
+    def run(cmd, check):  # the pip call
+        calls.append(cmd)
+        versions.update(state["upgrade"])
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(module, *args):
+        if module == "keras_runet":
+            return object() if state["present"] else None
+        return real_find_spec(module, *args)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    for present, upgrade, expected in (
+        (True, {}, "nothing to do"),
+        (False, {}, "no restart needed"),
+        (False, {"keras": "3.15.1"}, "replaced keras 3.13.2 -> 3.15.1. Restart the session"),
+    ):
+        calls.clear()
+        state.update(present=present, upgrade=upgrade)
+        exec(compile(source, name, "exec"), {"__name__": "__main__"})
+        assert len(calls) == (0 if present else 1), (name, present)
+        assert expected in capsys.readouterr().out, (name, upgrade)
 
 
 @pytest.fixture(scope="module")
