@@ -26,7 +26,7 @@ its last epoch). The base configuration is the ``paper`` preset (dil 11, shift 0
 size and epoch overrides given here, listed in the output.
 
     python benchmarks/roi_study.py --out /tmp/roi_study [--data-dir TFDS_DIR] [--fold 1] \
-        [--seeds 0,1,2] [--epochs 20] [--image-size 128x128] [--dtype mixed_bfloat16] \
+        [--seeds 0,1,2] [--epochs 20] [--image-size 128x128] [--width 1.0] [--dtype POLICY] \
         [--variants unet1,runet,runet-lvepi,runet-disk] [--patients 40] [--scale 0.5]
 
 Without ``--data-dir`` it writes a synthetic CAMUS of ``--patients`` patients spread over the
@@ -317,7 +317,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--image-size", default="128x128")
     p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--dtype", default="mixed_bfloat16", help="'' for float32")
+    p.add_argument(
+        "--dtype",
+        default="",
+        help="mixed precision policy, e.g. mixed_bfloat16 (default: float32; bfloat16 is only "
+        "faster on CPUs with AVX512_BF16 or AMX)",
+    )
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--patients", type=int, default=40, help="synthetic CAMUS patients")
     p.add_argument("--scale", type=float, default=0.5, help="synthetic CAMUS image scale")

@@ -91,3 +91,37 @@ def test_a_keras_file_that_is_not_a_runet_model(files, model, message):
     _assert_one_line(evaluate, model, message)
     export = _runet("export", files / model, files / "serving")
     _assert_one_line(export, model, message)
+
+
+def test_keras_verbosity_bars_only_on_a_terminal(monkeypatch):
+    import io
+
+    from keras_runet.commands._common import keras_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert (keras_verbosity(), keras_verbosity(False)) == (1, 0)
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # a log file or a pipe: no ANSI bars
+    assert (keras_verbosity(), keras_verbosity(False)) == (2, 0)
+
+
+@pytest.mark.parametrize("command", ["export", "predict"])
+def test_graph_commands_on_the_jax_backend_say_so_in_one_line(tmp_path, command):
+    pytest.importorskip("jax")
+    args = [str(tmp_path / "m.keras"), str(tmp_path / "out")]
+    if command == "predict":
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "a.png").write_bytes(b"")
+        args = [str(tmp_path / "m.keras"), str(tmp_path / "in"), "--out", str(tmp_path / "out")]
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    run = subprocess.run(
+        [sys.executable, "-m", "keras_runet.cli", command, *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"runet {command} needs the TensorFlow backend" in run.stderr
+    assert "'jax'" in run.stderr

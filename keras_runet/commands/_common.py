@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -29,6 +30,15 @@ class UsageError(Exception):
 
 class RunFailed(Exception):
     """The work itself failed (e.g. the training diverged): one line, exit code 1."""
+
+
+def keras_verbosity(bar: bool = True) -> int:
+    """Keras ``verbose`` for ``fit``: 1 (the progress bar) when ``bar`` and stdout is a
+    terminal; 2 (one line per epoch) when stdout is a file or a pipe, so that log files get no
+    ANSI bars; 0 without ``bar`` (the library's own line per epoch)."""
+    if not bar:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -368,6 +378,22 @@ def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--input-size", type=int, nargs=2, metavar=("H", "W"), help=argparse.SUPPRESS
     )
+
+
+def require_tensorflow_backend(what: str) -> None:
+    """A UsageError (one line) when Keras runs on another backend than TensorFlow: ``what``
+    (the SavedModel export, ``runet predict``) runs the model inside a TensorFlow graph
+    (:func:`keras_runet.export.make_serving_functions`), which a JAX or PyTorch model cannot
+    enter. Read from the environment / Keras config before Keras is imported."""
+    import keras
+
+    backend = keras.config.backend()
+    if backend != "tensorflow":
+        raise UsageError(
+            f"{what} needs the TensorFlow backend (its graph resizes, predicts and takes the "
+            f"argmax in TensorFlow), and Keras runs on {backend!r} here: run it with "
+            "KERAS_BACKEND=tensorflow (a .keras file trained on any backend loads there)"
+        )
 
 
 def load_model_from_args(args):

@@ -73,7 +73,7 @@ def run(args) -> int:
             workers=workers,
             postprocess=args.postprocess,
             thresholds=thresholds,
-            verbose=1 if args.progress_bar else 0,
+            verbose=_common.keras_verbosity(args.progress_bar),
             progress=lambda line: print(line, flush=True),
             force=args.force,
         )

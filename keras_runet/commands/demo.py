@@ -27,15 +27,17 @@ from pathlib import Path
 NAME = "demo"
 HELP = "run the whole pipeline on a synthetic CAMUS (train, evaluate, report, export)"
 
+AUTO_DTYPE = "auto"
 # The two settings. Full: CAMUS-size images, 40 patients (4 per fold group), 128 x 128
-# models of half width, mixed bfloat16 (~1.8x float32 on CPUs with AVX512_BF16), ~5 minutes
-# on 2 cores.
+# models of half width, ~5 minutes on 2 cores; mixed bfloat16 where the CPU multiplies
+# bfloat16 in hardware (AVX512_BF16 / AMX: ~1.8x float32), else float32 (emulated bfloat16 is
+# several times slower): "auto", resolved by config.cpu_has_fast_bfloat16.
 # The training values override TrainConfig's defaults; a training flag given overrides them.
 SETTINGS = {
     "full": dict(
         data=dict(patients=40, scale=1.0, config="256"),
         train=dict(image_size=(128, 128), width=0.5, epochs=25, batch_size=8,
-                   dtype="mixed_bfloat16", patience=0),
+                   dtype=AUTO_DTYPE, patience=0),
     ),
     "quick": dict(
         data=dict(patients=10, scale=0.3, config="256"),
@@ -65,7 +67,12 @@ def run(args) -> int:
     _common.setup_logging()
     setting = SETTINGS["quick" if args.quick else "full"]
     data = setting["data"]
-    config = _common.train_config_from_args(args, MODELS[0], **setting["train"])
+    train = dict(setting["train"])
+    if train["dtype"] == AUTO_DTYPE:
+        from keras_runet.config import cpu_has_fast_bfloat16
+
+        train["dtype"] = "mixed_bfloat16" if cpu_has_fast_bfloat16() else None
+    config = _common.train_config_from_args(args, MODELS[0], **train)
     workers = _common.workers_from_args(args)
     out = _common.output_dir(args.out)
     start = time.perf_counter()
@@ -100,7 +107,7 @@ def run(args) -> int:
     height, width = config.image_size
     step(
         f"training {' and '.join(MODELS)} on fold 1 ({config.epochs} epochs, "
-        f"{height}x{width}, width {config.width}), "
+        f"{height}x{width}, width {config.width}, {config.dtype or 'float32'}), "
         "then evaluating the held-out patients on their native grid"
     )
     result = cross_validate(

@@ -51,7 +51,7 @@ def run(args) -> int:
             builder.as_dataset(split=train_split),
             builder.as_dataset(split=val_split),
             out,
-            verbose=2 if args.quiet else 1,
+            verbose=2 if args.quiet else _common.keras_verbosity(),
             force=args.force,
         )
     except NonFiniteLossError as err:

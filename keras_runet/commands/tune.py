@@ -273,7 +273,7 @@ def run(args) -> int:
             max_trials=args.max_trials,
             seed=config.seed,
             eval_workers=workers,
-            fit_verbose=1 if args.verbose else 0,
+            fit_verbose=_common.keras_verbosity(args.verbose),
             overwrite=args.overwrite,
             figure=not args.no_figure,
             data_description=data,
@@ -313,7 +313,11 @@ def run(args) -> int:
     model_path = None
     if args.retrain_best:
         model_path = tuning.retrain_best(
-            out, train_ds, val_ds, epochs=args.retrain_epochs, fit_verbose=1 if args.verbose else 0
+            out,
+            train_ds,
+            val_ds,
+            epochs=args.retrain_epochs,
+            fit_verbose=_common.keras_verbosity(args.verbose),
         )
         print(f"retrained best model: {model_path}")
     if args.export_best:
