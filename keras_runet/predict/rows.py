@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -108,16 +108,22 @@ def _fmt_cell(value):
     return str(value)
 
 
+def write_columns_csv(rows: Sequence[Mapping], path, columns: Sequence[str]) -> Path:
+    """Write ``rows`` as a CSV of ``columns`` (other keys ignored, a missing one empty),
+    atomically: the one writer of ``predictions.csv`` and ``volumes.csv``."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _fmt_cell(row.get(k)) for k in columns})
+    return path
+
+
 def write_csv(rows: Sequence[dict], path) -> Path:
     """Write the rows (:data:`CSV_COLUMNS`: one per image, one per frame of a sequence)
     atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt_cell(row.get(k)) for k in CSV_COLUMNS})
-    return path
+    return write_columns_csv(rows, path, CSV_COLUMNS)
 
 
 _INT_CSV = {"frame", "frames", "height", "width", *(f"{s}_area_px" for s in STRUCTURES)}

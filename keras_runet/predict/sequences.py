@@ -24,7 +24,6 @@ EF (%, :func:`keras_runet.evaluation.ejection_fraction`): one row of
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -33,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_runet.evaluation import ejection_fraction, simpson_biplane_volume
-from keras_runet.predict.rows import _fmt_cell
-from tfds_camus.atomic import atomic_path
+from keras_runet.predict.rows import write_columns_csv
 from tfds_camus.vocabulary import STRUCTURES, VIEW_2CH, VIEW_4CH, VIEWS
 
 __all__ = [
@@ -173,13 +171,7 @@ def case_volumes(case: str, seq_2ch: Mapping, seq_4ch: Mapping) -> dict:
 
 def write_volumes_csv(rows: Sequence[Mapping], path) -> Path:
     """Write rows of :data:`VOLUME_COLUMNS` atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=VOLUME_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt_cell(row.get(k)) for k in VOLUME_COLUMNS})
-    return path
+    return write_columns_csv(rows, path, VOLUME_COLUMNS)
 
 
 def plot_lv_area(areas, path, *, spacing=None, suspicious=None, title: str = "") -> Path:
