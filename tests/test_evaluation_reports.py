@@ -235,3 +235,16 @@ def test_the_report_warns_when_reference_masks_are_anatomical_outliers(tmp_path)
     (warning,) = json.loads(loud["json"].read_text())["warnings"]
     assert warning.startswith("warning: 1 of 8 reference masks (12.5 %)"), warning
     assert "**Warning:** 1 of 8 reference masks" in loud["markdown"].read_text()
+
+
+def test_report_says_why_edv_and_esv_are_missing_with_ef_only_references():
+    from keras_runet.evaluation import format_markdown, summarize
+
+    rows = _volume_rows("m", "patient0001", 40.0, 30.0, 40.0, 32.0)
+    rows += _volume_rows("m", "patient0002", 44.0, 30.0, 42.0, 30.0)
+    ef_only = {p: {"EF": 40.0, "EDV": NAN, "ESV": NAN} for p in ("patient0001", "patient0002")}
+    text = format_markdown(summarize(rows, references=ef_only))
+    assert "EDV and ESV: n/a, the reference gives no volume" in text
+    full = {p: {"EF": 40.0, "EDV": 100.0, "ESV": 60.0} for p in ("patient0001", "patient0002")}
+    assert "the reference gives no volume" not in format_markdown(summarize(rows, references=full))
+    assert "the reference gives no volume" not in format_markdown(summarize(rows))  # masks

@@ -440,6 +440,18 @@ def format_markdown(summary: Mapping) -> str:
             f"Reference volumes: {summary.get('ef_reference', 'see report.json')}; "
             "bias = prediction - reference; EF in %."
         )
+        missing = [
+            index
+            for index in ("EDV", "ESV")
+            if all(math.isnan(g["ejection_fraction"][index]["corr"]) for g in ef_groups)
+            and all(math.isnan(g["ejection_fraction"][index]["mae"]) for g in ef_groups)
+        ]
+        if missing and str(summary.get("ef_reference", "")).startswith("given"):
+            lines.append(
+                f"{' and '.join(missing)}: n/a, the reference gives no volume (the 2023 "
+                "release's Info_*.cfg holds EF only; `runet evaluate --ef-reference masks` "
+                "compares with the volumes of the reference masks)."
+            )
     lines += paper_table_lines(summary)
     lines += _paired_lines(summary.get("paired_comparisons"))
     lines += _detector_lines(summary.get("failure_detector"))
