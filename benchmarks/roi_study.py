@@ -151,6 +151,10 @@ def run_study(args) -> dict:
             spec = dict(VARIANTS[v])
             model = spec.pop("model")
             config = dataclasses.replace(base, model=model, seed=seed, **spec)
+            done = out / v / f"seed{seed}" / model / f"fold{args.fold}" / "per_image.csv"
+            if args.report_only and not done.exists():
+                print(f"[{v} seed {seed}] not run (--report-only)", flush=True)
+                continue
             start = time.perf_counter()
             res = run_fold(builder, model, args.fold, out / v / f"seed{seed}", config, workers=1)
             rows = [dict(r, model=v, seed=seed) for r in res.rows]
@@ -179,6 +183,8 @@ def run_study(args) -> dict:
     }
     for v in variants:
         for seed in seeds:
+            if seed not in runs[v]:
+                continue
             final = [r for r in runs[v][seed] if r["output"] == "segmentation"]
             result["per_seed"].append({"variant": v, "seed": seed, **_summary(final, thresholds)})
             coarse = _by_image(runs[v][seed], "coarse")
@@ -199,14 +205,18 @@ def run_study(args) -> dict:
                 continue
             pooled_a, pooled_b = {}, {}
             for seed in seeds:
+                if seed not in runs[v] or seed not in runs["unet1"]:
+                    continue
                 a = _by_image(runs[v][seed], "segmentation")
                 b = _by_image(runs["unet1"][seed], "segmentation")
                 result["vs_unet1"].append({"variant": v, "seed": seed, **_paired(a, b, thresholds)})
                 pooled_a.update({(seed, *k): r for k, r in a.items()})
                 pooled_b.update({(seed, *k): r for k, r in b.items()})
-            result["pooled_vs_unet1"].append(
-                {"variant": v, "seeds": seeds, **_paired(pooled_a, pooled_b, thresholds)}
-            )
+            paired_seeds = sorted({k[0] for k in pooled_a})
+            if paired_seeds:
+                result["pooled_vs_unet1"].append(
+                    {"variant": v, "seeds": paired_seeds, **_paired(pooled_a, pooled_b, thresholds)}
+                )
     return result
 
 
@@ -292,7 +302,7 @@ def format_markdown(result: dict) -> str:
             "",
             "Only-variant / only-U-Net-1 counts of 'either' outliers with McNemar's exact p;"
             " LVendo HD variant - U-Net 1 (negative: the variant is closer) with its bootstrap"
-            " 95 % CI and the Wilcoxon p. Pooled: all image-seed pairs.",
+            " 95 % CI and the Wilcoxon p. Pooled: all image-seed pairs of the seeds run.",
             "",
             "| variant | seed | N | only variant | only U-Net 1 | McNemar p | "
             "LVendo HD diff (95 % CI) | Wilcoxon p |",
@@ -327,6 +337,11 @@ def main(argv=None) -> int:
     p.add_argument("--patients", type=int, default=40, help="synthetic CAMUS patients")
     p.add_argument("--scale", type=float, default=0.5, help="synthetic CAMUS image scale")
     p.add_argument("--data-seed", type=int, default=7, help="synthetic CAMUS seed")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: report the runs already finished in --out",
+    )
     args = p.parse_args(argv)
 
     from keras_runet.commands._common import setup_logging
