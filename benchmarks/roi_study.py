@@ -128,6 +128,7 @@ def run_study(args) -> dict:
     from keras_runet.cross_validation import fold_split_strings, run_fold
     from keras_runet.evaluation import OutlierThresholds
     from keras_runet.presets import deviations, preset_config
+    from keras_runet.training import NonFiniteLossError
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +147,7 @@ def run_study(args) -> dict:
         if v not in VARIANTS:
             raise SystemExit(f"--variants: unknown variant {v!r} (known: {', '.join(VARIANTS)})")
     runs: dict[str, dict[int, list[dict]]] = {v: {} for v in variants}
+    diverged: list[dict] = []
     for seed in seeds:
         for v in variants:
             spec = dict(VARIANTS[v])
@@ -156,7 +158,14 @@ def run_study(args) -> dict:
                 print(f"[{v} seed {seed}] not run (--report-only)", flush=True)
                 continue
             start = time.perf_counter()
-            res = run_fold(builder, model, args.fold, out / v / f"seed{seed}", config, workers=1)
+            try:
+                res = run_fold(
+                    builder, model, args.fold, out / v / f"seed{seed}", config, workers=1
+                )
+            except NonFiniteLossError as err:  # a finding, not a crash: listed in the output
+                print(f"[{v} seed {seed}] diverged: {err}", flush=True)
+                diverged.append({"variant": v, "seed": seed, "error": str(err)})
+                continue
             rows = [dict(r, model=v, seed=seed) for r in res.rows]
             runs[v][seed] = rows
             s = _summary([r for r in rows if r["output"] == "segmentation"], thresholds)
@@ -176,6 +185,7 @@ def run_study(args) -> dict:
         "config": base.to_json(),
         "deviations": deviations(base, "paper"),
         "dataset": builder.info.full_name,
+        "diverged": diverged,
         "per_seed": [],
         "coarse_to_final": [],
         "vs_unet1": [],
@@ -241,6 +251,8 @@ def format_markdown(result: dict) -> str:
         "",
     ]
     lines += [f"- {d}" for d in result["deviations"]] + [""]
+    for d in result.get("diverged", []):
+        lines += [f"**Diverged:** {d['variant']} seed {d['seed']}: {d['error']}", ""]
     lines += [
         "### Per seed: final output",
         "",

@@ -52,7 +52,7 @@ __all__ = [
 DTYPE_CHOICES = ("mixed_bfloat16", "mixed_float16")
 # CPU flags (Linux /proc/cpuinfo) of hardware bfloat16 matmuls; without them TensorFlow
 # emulates bfloat16 and a mixed_bfloat16 training step is several times SLOWER than float32
-# (measured: 4.7x for U-Net 1 at 128 x 128 on an AVX2-only AMD EPYC; benchmarks/RESULTS.md).
+# (measured: 6-7x for U-Net 1 at 128 x 128 on an AVX2-only AMD EPYC; benchmarks/RESULTS.md).
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
