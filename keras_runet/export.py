@@ -37,6 +37,10 @@ runtime's lazy initialisation. Its protos come from ``tensorflow-serving-api``, 
 dependency of keras-runet: without it the export is the same minus that file, and says so in
 one log warning.
 
+Backends: the export runs on TensorFlow and on JAX (through Keras's own JAX -> SavedModel
+path, ``keras.export.ExportArchive`` with ``jax2tf``), with the same signatures, resizes and
+outputs; the resizes, checks and argmax are TensorFlow ops on both. See ``_forward_pass``.
+
 Models are always loaded in Keras's safe mode: a ``.keras`` file that would run arbitrary
 Python code (a ``Lambda`` layer, ...) is refused.
 """
@@ -95,6 +99,10 @@ WARMUP_NAME = "tf_serving_warmup_requests"
 # square, and not the model's size, so that both resizes of the graph really run.
 _WARMUP_PNG_SIZE = (48, 64)
 _TMP_PREFIX = ".tmp-"
+# On JAX: the saved function of the model's forward pass (see _forward_pass), and the
+# platforms its StableHLO is lowered for (TF Serving's CPU and GPU images).
+_FORWARD_ENDPOINT = "keras_forward"
+_JAX_PLATFORMS = ("cpu", "cuda")
 
 
 class ExportError(ValueError):
@@ -292,6 +300,8 @@ def export_metadata(model: keras.Model, *, training_data=None, source=None) -> d
         "keras_runet_version": __version__,
         "keras_version": keras.__version__,
         "tensorflow_version": tf.__version__,
+        # The backend the SavedModel was written on (jax: the model is one XlaCallModule op).
+        "keras_backend": keras.config.backend(),
         "training_data": training_data if training_data is not None else "unknown",
         "source_model": str(source) if source is not None else None,
         "signatures": {
@@ -304,14 +314,64 @@ def export_metadata(model: keras.Model, *, training_data=None, source=None) -> d
     }
 
 
-def make_serving_functions(model: keras.Model) -> dict:
+def _forward_pass(model: keras.Model, archive) -> object:
+    """The model's inference forward pass as a TensorFlow-callable, on Keras's backend.
+
+    TensorFlow: the model itself (``model(x, training=False)``), traced into the serving graph.
+    JAX: Keras's own JAX -> SavedModel path: ``archive`` (a ``keras.export.ExportArchive``)
+    tracks the model, which turns its variables into ``tf.Variable`` s, and converts the
+    forward pass with ``jax2tf`` (native serialization: one ``XlaCallModule`` op holding the
+    StableHLO, lowered for CPU and CUDA so that one export serves on either TF Serving image).
+    The result is a ``tf.function`` over a fixed-size batch that the serving graph calls
+    between its TensorFlow resizes, so that both backends export the same signatures.
+    The helper endpoint is saved as a function of the SavedModel, not as a signature.
+
+    Raises:
+        ExportError: another backend (PyTorch), in one line.
+    """
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        return lambda x: model(x, training=False)
+    if backend != "jax":
+        raise ExportError(
+            f"the SavedModel export runs on the TensorFlow or JAX backend, and Keras runs on "
+            f"{backend!r} here: set KERAS_BACKEND=tensorflow or jax (a .keras file trained on "
+            "any backend loads there)"
+        )
+    height, width = int(model.input.shape[1]), int(model.input.shape[2])
+    spec = tf.TensorSpec([None, height, width, 1], tf.float32, name="image")
+    archive.track(model)
+    forward = archive.add_endpoint(
+        _FORWARD_ENDPOINT,
+        lambda image: model(image, training=False),
+        input_signature=[spec],
+        jax2tf_kwargs={"native_serialization_platforms": _JAX_PLATFORMS},
+    )
+    # ExportArchive.write_out makes every endpoint a signature; this one is the model alone,
+    # without the checks and resizes of the contract, so it stays a plain saved function.
+    # (Keras 3.13 to 3.15 keep the endpoint names in this list; the tests check the result.)
+    archive._endpoint_names.remove(_FORWARD_ENDPOINT)
+    return forward
+
+
+def make_serving_functions(model: keras.Model, *, archive=None) -> dict:
     """The two serving ``tf.function`` s of a model, keyed by signature name.
 
     Both are also usable directly (``runet predict`` runs ``serving_default``'s function, so
     that a prediction on the command line and one from TF Serving are the same numbers).
+    They work on the TensorFlow and the JAX backend (see :func:`_forward_pass`).
+
+    Args:
+        model: the model (keras-runet's contract).
+        archive: the ``keras.export.ExportArchive`` the functions will be added to, on JAX
+            (it then holds the converted variables); None: a new one, kept alive by the
+            functions.
     """
     height, width = int(model.input.shape[1]), int(model.input.shape[2])
     has_coarse = "coarse" in model.output
+    if archive is None:
+        archive = keras.export.ExportArchive()
+    forward = _forward_pass(model, archive)
 
     def predict_native(image):
         # Use the checked tensor, so that the check cannot be pruned from the graph.
@@ -334,7 +394,7 @@ def make_serving_functions(model: keras.Model) -> dict:
             image = tf.identity(image)
         native = tf.shape(image)[1:3]
         x = tf.image.resize(image, (height, width), method="bilinear")
-        out = model(x, training=False)
+        out = forward(x)
         probs = tf.image.resize(tf.cast(out["segmentation"], tf.float32), native, "bilinear")
         result = {
             "segmentation": tf.argmax(probs, axis=-1, output_type=tf.int32),
@@ -449,10 +509,11 @@ def next_version(export_base) -> int:
 
 def _write_savedmodel(model: keras.Model, path: Path) -> None:
     archive = keras.export.ExportArchive()
-    # No archive.track(model): the archive already saves every variable the endpoints use,
-    # and tracking the model as well stores each weight twice (Keras 3.15: the Keras
-    # variables and their tf.Variables under two names), doubling variables/.
-    for name, fn in make_serving_functions(model).items():
+    # No archive.track(model) on TensorFlow: the archive already saves every variable the
+    # endpoints use, and tracking the model as well stores each weight twice (Keras 3.15: the
+    # Keras variables and their tf.Variables under two names), doubling variables/. On JAX
+    # the archive must track it (_forward_pass), and holds each weight once.
+    for name, fn in make_serving_functions(model, archive=archive).items():
         archive.add_endpoint(name, fn)
     archive.write_out(str(path), verbose=False)
 

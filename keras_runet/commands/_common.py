@@ -144,6 +144,8 @@ def add_data_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> 
 # The one default of --workers: evaluation is a small part of a run, and two processes
 # keep its memory low next to a training process (more: give --workers).
 DEFAULT_WORKERS = 2
+# The Keras backends whose models run inside the TensorFlow serving graph (export, predict).
+GRAPH_BACKENDS = ("tensorflow", "jax")
 
 
 def add_workers_argument(p) -> None:
@@ -380,19 +382,20 @@ def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def require_tensorflow_backend(what: str) -> None:
-    """A UsageError (one line) when Keras runs on another backend than TensorFlow: ``what``
-    (the SavedModel export, ``runet predict``) runs the model inside a TensorFlow graph
-    (:func:`keras_runet.export.make_serving_functions`), which a JAX or PyTorch model cannot
-    enter. Read from the environment / Keras config before Keras is imported."""
+def require_graph_backend(what: str) -> None:
+    """A UsageError (one line) when Keras runs on a backend whose models cannot enter a
+    TensorFlow graph: ``what`` (the SavedModel export, ``runet predict``) runs the model
+    between TensorFlow resizes (:func:`keras_runet.export.make_serving_functions`), which
+    works on TensorFlow and, through ``jax2tf``, on JAX, but not on PyTorch or NumPy.
+    Read from the environment / Keras config before a model is loaded."""
     import keras
 
     backend = keras.config.backend()
-    if backend != "tensorflow":
+    if backend not in GRAPH_BACKENDS:
         raise UsageError(
-            f"{what} needs the TensorFlow backend (its graph resizes, predicts and takes the "
-            f"argmax in TensorFlow), and Keras runs on {backend!r} here: run it with "
-            "KERAS_BACKEND=tensorflow (a .keras file trained on any backend loads there)"
+            f"{what} needs the TensorFlow or JAX backend (its graph resizes, predicts and "
+            f"takes the argmax in TensorFlow), and Keras runs on {backend!r} here: run it with "
+            "KERAS_BACKEND=tensorflow or jax (a .keras file trained on any backend loads there)"
         )
 
 

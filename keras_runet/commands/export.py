@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs ``runet export``."""
-    _common.require_tensorflow_backend("runet export")
+    _common.require_graph_backend("runet export")
     from keras_runet.export import (
         EXTRA_DIR,
         WARMUP_NAME,

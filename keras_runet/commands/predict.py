@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.png_spacing is not None and min(args.png_spacing) <= 0:
         raise UsageError(f"--png-spacing must be positive, got {args.png_spacing}")
-    _common.require_tensorflow_backend("runet predict")
+    _common.require_graph_backend("runet predict")
     thresholds = _common.thresholds_from_args(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():

@@ -110,6 +110,10 @@ logger = logging.getLogger(__name__)
 class Predictor:
     """Runs a model on images of any size, as the exported ``serving_default`` does.
 
+    On the TensorFlow and the JAX backend alike: the function is the export's
+    (:func:`keras_runet.export.make_serving_functions`; on JAX the model's forward pass is
+    converted with jax2tf once, here).
+
     Args:
         model: a keras-runet model (``keras.Model``).
         batch_size: frames of a sequence run at once.
