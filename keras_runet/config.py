@@ -48,7 +48,7 @@ __all__ = [
     "train_config",
 ]
 
-# The mixed precision policies and tf.distribute strategies a run can ask for (None: off).
+# The mixed precision policies and distributions a run can ask for (None: off).
 DTYPE_CHOICES = ("mixed_bfloat16", "mixed_float16")
 # CPU flags (Linux /proc/cpuinfo) of hardware bfloat16 matmuls; without them TensorFlow
 # emulates bfloat16 and a mixed_bfloat16 training step is several times SLOWER than float32
@@ -152,7 +152,9 @@ class TrainConfig:
         flag="--mixed-precision", choices=DTYPE_CHOICES,
     )  # fmt: skip
     distribute: str | None = _field(
-        None, "tf.distribute strategy (multiworker reads TF_CONFIG; default: none)",
+        None, "mirrored: every local device (tf.distribute's MirroredStrategy; on JAX "
+        "keras.distribution.DataParallel); multiworker: TF_CONFIG, TensorFlow only "
+        "(default: none)",
         choices=DISTRIBUTE_CHOICES,
     )  # fmt: skip
     steps_per_epoch: int | None = _field(

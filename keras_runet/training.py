@@ -28,11 +28,14 @@ last finite epoch (nothing is saved from the epoch that diverged).
 Distribution: ``distribute="mirrored"`` builds and trains under
 ``tf.distribute.MirroredStrategy`` (all local GPUs; without GPUs, the logical CPU
 devices); ``"multiworker"`` under ``MultiWorkerMirroredStrategy``, configured by the
-``TF_CONFIG`` environment variable as usual for tf.distribute.
+``TF_CONFIG`` environment variable as usual for tf.distribute. On the JAX backend,
+``"mirrored"`` is ``keras.distribution.DataParallel`` over every local device (the global
+batch must divide among them), and ``"multiworker"`` is refused (see :func:`get_strategy`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -258,7 +261,16 @@ def plot_history(histories: Mapping[str, str | os.PathLike], path: str | os.Path
 
 
 def get_strategy(distribute: str | None):
-    """The tf.distribute strategy for ``distribute`` (None: the default strategy)."""
+    """The distribution of a run, on Keras's backend: anything with a ``scope()``.
+
+    TensorFlow: the ``tf.distribute`` strategy (None: the default strategy). JAX: a
+    ``keras.distribution.DataParallel`` over every local device for ``"mirrored"`` (what
+    MirroredStrategy is on TensorFlow: the batch split over the devices, the weights
+    replicated), a do-nothing scope for None. ``"multiworker"`` is tf.distribute's
+    (``TF_CONFIG``) and is refused on JAX with one line.
+    """
+    if keras.config.backend() == "jax":
+        return _jax_distribution(distribute)
     import tensorflow as tf
 
     if distribute in (None, "", "none"):
@@ -275,6 +287,32 @@ def get_strategy(distribute: str | None):
         if "TF_CONFIG" not in os.environ:
             raise ValueError("distribute='multiworker' needs the TF_CONFIG environment variable")
         return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown distribute option {distribute!r}: use mirrored or multiworker")
+
+
+class _NoDistribution:
+    """The JAX backend's default: one device, nothing to enter."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+
+def _jax_distribution(distribute: str | None):
+    if distribute in (None, "", "none"):
+        return _NoDistribution()
+    if distribute == "mirrored":
+        devices = keras.distribution.list_devices()
+        distribution = keras.distribution.DataParallel(devices=devices)
+        distribution.num_replicas_in_sync = len(devices)  # as tf.distribute strategies say
+        return distribution
+    if distribute == "multiworker":
+        raise ValueError(
+            "distribute='multiworker' is tf.distribute's (TF_CONFIG) and runs on the TensorFlow "
+            "backend only: use KERAS_BACKEND=tensorflow, or 'mirrored' for the devices of "
+            "this machine on JAX"
+        )
     raise ValueError(f"unknown distribute option {distribute!r}: use mirrored or multiworker")
 
 
@@ -357,6 +395,12 @@ def train(
     keras.utils.set_random_seed(config.seed)
 
     strategy = get_strategy(config.distribute)
+    replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
+    if keras.config.backend() == "jax" and config.batch_size % replicas:
+        raise ValueError(
+            f"batch_size {config.batch_size} does not divide among the {replicas} devices of "
+            "distribute='mirrored' on JAX: use a multiple of that"
+        )
     state_path = run_dir / "state.json"
     initial_epoch = 0
     with strategy.scope():
@@ -415,17 +459,21 @@ def train(
     cbs.append(EpochCheckpoint(run_dir, guard))
     cbs = (callbacks or []) + cbs
 
+    # A JAX distribution must be active while fit runs too (it lays out every batch); a
+    # tf.distribute strategy is remembered by the model it built.
+    fit_scope = strategy.scope() if keras.config.backend() == "jax" else contextlib.nullcontext()
     if initial_epoch < config.epochs:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            callbacks=cbs,
-            verbose=verbose,
-            shuffle=False,  # the dataset is shuffled, seeded, by make_dataset
-        )
+        with fit_scope:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
+                callbacks=cbs,
+                verbose=verbose,
+                shuffle=False,  # the dataset is shuffled, seeded, by make_dataset
+            )
     if guard.failed is not None:
         epoch, batch, loss = guard.failed
         kept = json.loads(state_path.read_text())["epoch"] if state_path.exists() else 0
