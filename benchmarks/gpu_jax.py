@@ -10,10 +10,11 @@ Measured, per model (256 x 256, ``dtype="mixed_bfloat16"``):
 - inference: images/s of a jitted ``model.stateless_call`` on a device-resident batch
   (``block_until_ready`` after each call; median of repeats after a compiling warm-up), at each
   ``--batches`` size;
-- training: images/s of ``model.fit`` steps on synthetic numpy batches (host-to-device
-  copies included, as in real training; compiled by :func:`keras_runet.compile_model`: Adam,
-  Dice loss on every output, XLA), the wall time of ``--steps`` steps after a warm-up ``fit``
-  that compiles;
+- training: images/s of the training step ``keras_runet.training.train`` runs: the model
+  built and compiled by ``keras_runet.training.build_and_compile`` from the ``--preset``'s
+  ``TrainConfig`` (the paper's: Adam 1e-3, Dice on every output, XLA), ``fit`` on synthetic
+  numpy batches (host-to-device copies included, as in real training), the wall time of
+  ``--steps`` steps after a warm-up ``fit`` that compiles;
 - the device's bf16 and fp32 matmul throughput (``jnp.matmul`` of two N x N matrices), so that
   every result is also a fraction of the hardware bound (FLOPs per image counted from the
   layers; a training step counted as 3 x the forward).
@@ -50,6 +51,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_runet  # noqa: E402
+from keras_runet import training  # noqa: E402  (Keras only: no TensorFlow)
+from keras_runet.presets import PRESETS, preset_config  # noqa: E402
 
 MODELS = ("unet1", "shg", "runet")
 DTYPE = "mixed_bfloat16"
@@ -93,13 +96,33 @@ def bench_inference(model, batch: int, size: int, repeats: int) -> float:
     return _median_call_s(lambda: forward(tv, ntv, x), repeats)
 
 
-def bench_training(model, batch: int, size: int, steps: int) -> float:
-    """Seconds per ``fit`` step (after a compiling warm-up ``fit``) on synthetic batches."""
+def training_config(name: str, args) -> training.TrainConfig:
+    """The :class:`~keras_runet.config.TrainConfig` of a timed training run: the ``--preset``
+    (the paper's by default: Adam at 1e-3, Dice on every output), at the benchmark's size,
+    width, batch and ``mixed_bfloat16``."""
+    return preset_config(
+        args.preset,
+        model=name,
+        image_size=(args.size, args.size),
+        width=args.width,
+        batch_size=args.train_batch,
+        dtype=DTYPE,
+    )
+
+
+def bench_training(config: training.TrainConfig, steps: int) -> float:
+    """Seconds per training step of the model ``keras_runet.training.train`` trains: built and
+    compiled by :func:`keras_runet.training.build_and_compile` from ``config`` (its loss, loss
+    weights, optimizer and XLA, as a real run), then ``fit`` on synthetic batches (host to
+    device copies included, as in real training; the tf.data pipeline, which feeds the
+    device from the host's CPUs and needs TensorFlow, is not), after a compiling warm-up."""
+    model = training.build_and_compile(config)
+    batch = config.batch_size
+    size = config.image_size
     rng = np.random.default_rng(0)
-    x = rng.random((batch * steps, size, size, 1), dtype="float32")
-    labels = rng.integers(0, 4, (batch * steps, size, size)).astype("int32")
+    x = rng.random((batch * steps, *size, 1), dtype="float32")
+    labels = rng.integers(0, 4, (batch * steps, *size)).astype("int32")
     y = {o: labels for o in model.output_names}
-    keras_runet.compile_model(model)
     fit = dict(batch_size=batch, epochs=1, verbose=0, shuffle=False)
     model.fit(x[: 2 * batch], {o: v[: 2 * batch] for o, v in y.items()}, **fit)  # compile
     start = time.perf_counter()
@@ -158,7 +181,10 @@ def run(args) -> list[dict]:
                 )
             )
             print(f"{card} inference {name} b{batch}: {ips:.0f} img/s", file=sys.stderr)
-        sec = bench_training(model, args.train_batch, args.size, args.steps)
+        del model
+        keras.backend.clear_session()
+        config = training_config(name, args)
+        sec = bench_training(config, args.steps)
         ips = args.train_batch / sec
         records.append(
             dict(
@@ -169,7 +195,8 @@ def run(args) -> list[dict]:
                 gflop_per_image=3 * gflop,
                 gflop_per_s=ips * 3 * gflop,
                 fraction_of_peak=ips * 3 * gflop / peaks["bfloat16"],
-                path="fit",
+                path=f"training.build_and_compile (preset {config.preset}) + fit",
+                learning_rate=config.learning_rate,
                 **common,
             )
         )
@@ -201,6 +228,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--repeats", type=int, default=20, help="timed inference calls")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument(
+        "--preset", default="paper", choices=sorted(PRESETS), help="training preset (paper)"
+    )
     parser.add_argument("--width", type=float, default=1.0, help="filter multiplier (tests)")
     parser.add_argument("--matmul-size", type=int, default=8192)
     parser.add_argument("--json", help="write the records here")

@@ -21,6 +21,9 @@ machine); the requests hold one image.
 The models are untrained and exported with :func:`keras_runet.export.export_model` (which
 writes the warmup file; tensorflow-serving-api must be installed).
 
+The export runs on Keras's backend: ``KERAS_BACKEND=jax`` measures a JAX export (its forward
+pass is one ``XlaCallModule`` op, compiled by XLA at the first call).
+
 Usage::
 
     python benchmarks/warmup_latency.py [--models runet unet1] [--processes 3]
@@ -172,10 +175,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="export folder (default: a temporary folder, removed)")
     args = parser.parse_args(argv)
 
+    import keras
     import tensorflow as tf
 
     print(
-        f"TF {tf.__version__}, {platform.processor() or platform.machine()}, "
+        f"TF {tf.__version__}, exported on the Keras {keras.config.backend()} backend, "
+        f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU(s), GPUs: {len(tf.config.list_physical_devices('GPU'))}, "
         f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}; untrained models, "
         f"{args.image_size} x {args.image_size}, width {args.width}; medians over "

@@ -154,7 +154,8 @@ def run_protocol(builder, folds: Sequence[int], config: TrainConfig) -> dict:
         ``"fold_deviations"`` (the folds', as :func:`fold_protocol` gives them),
         ``"setting_deviations"`` (:func:`keras_runet.presets.deviations` of ``config``
         against the ``paper`` preset) and ``"deviations"``, both lists in that order: what
-        ``runet cv`` prints before it starts and the report's header lists.
+        ``runet cv`` prints before it starts and the report's header lists; and
+        ``"software"`` (:func:`software`).
     """
     from keras_runet.presets import deviations, fields_off_the_paper
 
@@ -167,7 +168,22 @@ def run_protocol(builder, folds: Sequence[int], config: TrainConfig) -> dict:
         config, "paper-table3" if table3 else "paper"
     )
     protocol["deviations"] = protocol["fold_deviations"] + protocol["setting_deviations"]
+    protocol["software"] = software()
     return protocol
+
+
+def software() -> dict:
+    """What this process trains and evaluates with: the Keras backend and the versions (the
+    report's header names them, so that a JAX run and a TensorFlow run read apart)."""
+    import keras
+
+    from keras_runet.version import __version__
+
+    return {
+        "keras_backend": keras.config.backend(),
+        "keras": keras.__version__,
+        "keras_runet": __version__,
+    }
 
 
 def format_fold_protocol(protocol: Mapping) -> list[str]:

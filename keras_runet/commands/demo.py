@@ -101,13 +101,16 @@ def run(args) -> int:
     splits = {k: v.num_examples for k, v in builder.info.splits.items()}
     step(f"prepared {builder.info.full_name}: " + ", ".join(f"{k} {v}" for k, v in splits.items()))
 
+    from keras.config import backend as keras_backend
+
     from keras_runet.cross_validation import cross_validate
     from keras_runet.training import plot_history
 
     height, width = config.image_size
     step(
         f"training {' and '.join(MODELS)} on fold 1 ({config.epochs} epochs, "
-        f"{height}x{width}, width {config.width}, {config.dtype or 'float32'}), "
+        f"{height}x{width}, width {config.width}, {config.dtype or 'float32'}, Keras on "
+        f"{keras_backend()}), "
         "then evaluating the held-out patients on their native grid"
     )
     result = cross_validate(

@@ -54,6 +54,13 @@ def _protocol_lines(protocol: Mapping | None) -> list[str]:
     lines = []
     if protocol.get("preset"):
         lines += [f"Preset: `{protocol['preset']}` (docs/presets.md)", ""]
+    software = protocol.get("software")
+    if software:
+        lines += [
+            f"Run with keras-runet {software['keras_runet']}, Keras {software['keras']} on the "
+            f"{software['keras_backend']} backend.",
+            "",
+        ]
     lines += [
         "## Patients per fold",
         "",
