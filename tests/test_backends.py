@@ -70,6 +70,7 @@ def test_layers_and_runet_match_on_jax(tmp_path):
     script = tmp_path / "jax_side.py"
     script.write_text(JAX_SCRIPT)
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+    env["JAX_THREEFRY_PARTITIONABLE"] = "0"  # compiles fast on CPU; the weights are loaded
     proc = subprocess.run(
         [sys.executable, str(script), str(tmp_path)],
         capture_output=True,

@@ -17,8 +17,8 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     out = tmp_path / "cv"
     argv = [
         "cv", "--data-dir", str(camus_tiny["data_dir"]), "--models", "unet1,runet",
-        "--folds", "1,2", "--out", str(out), "--epochs", "2", "--width", "0.25",
-        "--image-size", "64x64", "--patience", "0", "--workers", "0",
+        "--folds", "1,2", "--out", str(out), "--epochs", "2", "--width", "0.125",
+        "--image-size", "32x32", "--patience", "0", "--workers", "0",
     ]  # fmt: skip
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
@@ -36,7 +36,7 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     assert patients == set(camus_tiny["ids"][:2])  # fold 1 tests group 1's patients
     for r in rows:
         assert 0.0 <= r["LVepi_dice"] <= 1.0
-        assert r["spacing_row_mm"] > 0 and r["height"] > 100  # native grid, not 64 x 64
+        assert r["spacing_row_mm"] > 0 and r["height"] > 100  # native grid, not 32 x 32
         assert np.isnan(r["LVepi_hd_mm"]) or r["LVepi_hd_mm"] >= 0
         assert r["ref_anatomical_outlier"] in (False, 0)  # the phantom's truth is plausible
     summary = json.loads((out / "report.json").read_text())
@@ -73,7 +73,7 @@ def test_runet_cv_writes_the_report_and_skips_finished_folds(camus_tiny, tmp_pat
     ]
     best = keras.saving.load_model(out / "runet" / "fold1" / "best.keras")
     test_split = camus_tiny["builder"].as_dataset(split="group1", shuffle_files=False)
-    batches = make_dataset(test_split, ["coarse"], image_size=(64, 64), cache=False)
+    batches = make_dataset(test_split, ["coarse"], image_size=(32, 32), cache=False)
     expected = np.mean([
         m for images, _ in batches
         for m in roi_mask_means(best, images, best.predict_on_batch(images)["coarse"])

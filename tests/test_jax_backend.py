@@ -1,4 +1,5 @@
-"""Keras 3 on JAX end to end: train (one device and DataParallel over two), export, predict.
+"""Keras 3 on JAX end to end: train (one device and DataParallel over two), a tuning trial,
+export, predict (the JAX demo, which cross-validates and evaluates, runs in .ci/run).
 
 The JAX side runs in one subprocess (Keras fixes its backend at import; XLA_FLAGS gives the
 CPU two devices). Its SavedModel is then loaded here, on TensorFlow, next to the TensorFlow
@@ -43,7 +44,7 @@ JAX_SCRIPT = textwrap.dedent(
     builder = data.load_builder(data_dir)
     out = {"devices": jax.device_count()}
     for name, distribute in (("single", None), ("mirrored", "mirrored")):
-        config = training.TrainConfig(model="unet1", epochs=1, width=0.25, image_size=(64, 64),
+        config = training.TrainConfig(model="unet1", epochs=1, width=0.125, image_size=(32, 32),
                                       batch_size=8, patience=0, augment=False,
                                       distribute=distribute)
         strategy = training.get_strategy(distribute)
@@ -51,6 +52,16 @@ JAX_SCRIPT = textwrap.dedent(
                                 builder.as_dataset(split="group2"), work / name, verbose=0)
         out[name] = {"replicas": strategy.num_replicas_in_sync, "epochs": result.epochs_run,
                      "loss": result.history[-1]["loss"], "score": result.best_score}
+    from keras_runet import tuning
+    from keras_runet.cross_validation import fold_split_strings
+    splits = fold_split_strings(builder, 1)
+    tiny = training.TrainConfig(width=0.125, image_size=(32, 32), epochs=1, batch_size=8,
+                                patience=0, seed=1)
+    search = tuning.run_search(work / "study", builder.as_dataset(split=splits["train"]),
+                               builder.as_dataset(split=splits["validation"]),
+                               base_config=tiny, oracle="random", objective="outliers",
+                               max_trials=1, figure=False)
+    out["tune"] = [r["status"] for r in search.rows]
     try:
         training.get_strategy("multiworker")
     except ValueError as err:
@@ -93,6 +104,9 @@ def both_backends(camus_tiny, tmp_path_factory):
         JAX_PLATFORMS="cpu",
         XLA_FLAGS="--xla_force_host_platform_device_count=2",
         TF_CPP_MIN_LOG_LEVEL="3",
+        # XLA:CPU compiles the partitionable threefry of each weight shape's initializer for
+        # 1-6 s (a tiny RU-Net builds in ~22 s; docs/design.md); the other form in ~0.3 s.
+        JAX_THREEFRY_PARTITIONABLE="0",
     )
     proc = subprocess.run(
         [sys.executable, str(script), str(camus_tiny["data_dir"]), str(work / "jax"),
@@ -125,6 +139,10 @@ def test_training_on_jax_one_device_and_data_parallel_over_two(both_backends):
     assert np.isfinite(single["loss"])
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-4)
     assert "multiworker" in jax_side["multiworker"] and "TensorFlow" in jax_side["multiworker"]
+
+
+def test_a_tuning_trial_completes_on_jax(both_backends):
+    assert both_backends["jax"]["tune"] == ["COMPLETED"]
 
 
 def test_jax_export_has_the_signatures_of_the_tensorflow_one(both_backends):

@@ -215,7 +215,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from keras_runet import data, training
     builder = data.load_builder(sys.argv[1])
-    config = training.TrainConfig(model="runet", epochs=1, width=0.25, image_size=(64, 64),
+    config = training.TrainConfig(model="runet", epochs=1, width=0.125, image_size=(32, 32),
                                   batch_size=8, patience=0, distribute="mirrored")
     strategy = training.get_strategy("mirrored")
     result = training.train(config, builder.as_dataset(split="group1+group3"),
