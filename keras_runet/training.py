@@ -64,6 +64,7 @@ __all__ = [
     "atomic_save_model",
     "atomic_write_json",
     "build_and_compile",
+    "check_jax_distribution",
     "get_strategy",
     "plot_history",
     "read_history",
@@ -290,6 +291,13 @@ def get_strategy(distribute: str | None):
     raise ValueError(f"unknown distribute option {distribute!r}: use mirrored or multiworker")
 
 
+# Why multiworker is refused on JAX.
+_JAX_MULTIWORKER = (
+    "tf.distribute's MultiWorkerMirroredStrategy (TF_CONFIG) runs on the TensorFlow backend "
+    "only: use KERAS_BACKEND=tensorflow, or 'mirrored' for the devices of this machine on JAX"
+)
+
+
 class _NoDistribution:
     """The JAX backend's default: one device, nothing to enter."""
 
@@ -297,6 +305,19 @@ class _NoDistribution:
 
     def scope(self):
         return contextlib.nullcontext()
+
+
+def check_jax_distribution(config: TrainConfig) -> None:
+    """On JAX, a ValueError (one line) for a distribution that cannot run: multiworker, or a
+    batch that does not divide among the devices."""
+    if keras.config.backend() != "jax":
+        return
+    replicas = _jax_distribution(config.distribute).num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ValueError(
+            f"batch_size {config.batch_size} does not divide among the {replicas} devices of "
+            "distribute='mirrored' on JAX: use a multiple of that"
+        )
 
 
 def _jax_distribution(distribute: str | None):
@@ -308,11 +329,7 @@ def _jax_distribution(distribute: str | None):
         distribution.num_replicas_in_sync = len(devices)  # as tf.distribute strategies say
         return distribution
     if distribute == "multiworker":
-        raise ValueError(
-            "distribute='multiworker' is tf.distribute's (TF_CONFIG) and runs on the TensorFlow "
-            "backend only: use KERAS_BACKEND=tensorflow, or 'mirrored' for the devices of "
-            "this machine on JAX"
-        )
+        raise ValueError(f"distribute='multiworker': {_JAX_MULTIWORKER}")
     raise ValueError(f"unknown distribute option {distribute!r}: use mirrored or multiworker")
 
 
@@ -370,6 +387,7 @@ def train(
     """
     from keras_runet.data import Augmentation, dataset_size, make_dataset, steps_per_epoch
 
+    check_jax_distribution(config)  # before any file is written
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
@@ -395,12 +413,6 @@ def train(
     keras.utils.set_random_seed(config.seed)
 
     strategy = get_strategy(config.distribute)
-    replicas = int(getattr(strategy, "num_replicas_in_sync", 1))
-    if keras.config.backend() == "jax" and config.batch_size % replicas:
-        raise ValueError(
-            f"batch_size {config.batch_size} does not divide among the {replicas} devices of "
-            "distribute='mirrored' on JAX: use a multiple of that"
-        )
     state_path = run_dir / "state.json"
     initial_epoch = 0
     with strategy.scope():

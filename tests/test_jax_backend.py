@@ -52,6 +52,9 @@ JAX_SCRIPT = textwrap.dedent(
                                 builder.as_dataset(split="group2"), work / name, verbose=0)
         out[name] = {"replicas": strategy.num_replicas_in_sync, "epochs": result.epochs_run,
                      "loss": result.history[-1]["loss"], "score": result.best_score}
+        with strategy.scope():  # what train() builds under it: weights on every device
+            probe = training.build_and_compile(config)
+        out[name]["weight_devices"] = len(probe.weights[0].value.sharding.device_set)
     from keras_runet import tuning
     from keras_runet.cross_validation import fold_split_strings
     splits = fold_split_strings(builder, 1)
@@ -62,10 +65,14 @@ JAX_SCRIPT = textwrap.dedent(
                                base_config=tiny, oracle="random", objective="outliers",
                                max_trials=1, figure=False)
     out["tune"] = [r["status"] for r in search.rows]
-    try:
-        training.get_strategy("multiworker")
-    except ValueError as err:
-        out["multiworker"] = str(err)
+    import contextlib, io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(["train", "--data-dir", data_dir, "--model", "unet1", "--out",
+                     str(work / "multiworker"), "--distribute", "multiworker"])
+    run_dir = work / "multiworker"
+    written = sorted(p.name for p in run_dir.iterdir()) if run_dir.exists() else []
+    out["multiworker"] = [code, err.getvalue(), written]
     assert main(["export", model_file, str(work / "export")]) == 0
     assert main(["predict", model_file, inputs, "--out", str(work / "pred"),
                  "--no-overlays"]) == 0
@@ -133,12 +140,17 @@ def test_training_on_jax_one_device_and_data_parallel_over_two(both_backends):
     assert jax_side["devices"] == 2
     single, mirrored = jax_side["single"], jax_side["mirrored"]
     assert (single["replicas"], mirrored["replicas"]) == (1, 2)
+    assert (single["weight_devices"], mirrored["weight_devices"]) == (1, 2)
     assert single["epochs"] == mirrored["epochs"] == 1
     # The same global batches from the same seeded weights: the batch split over two
     # devices changes the loss only by float reordering.
     assert np.isfinite(single["loss"])
     assert mirrored["loss"] == pytest.approx(single["loss"], rel=1e-4)
-    assert "multiworker" in jax_side["multiworker"] and "TensorFlow" in jax_side["multiworker"]
+    # The command line refuses multiworker on JAX in one line, before anything is written.
+    code, stderr, written = jax_side["multiworker"]
+    assert code == 2 and written == []
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert "multiworker" in stderr and "KERAS_BACKEND=tensorflow" in stderr
 
 
 def test_a_tuning_trial_completes_on_jax(both_backends):

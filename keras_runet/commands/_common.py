@@ -360,11 +360,19 @@ def train_config_from_args(args, model: str | None = None, **base):
     if model is not None:
         values["model"] = model
     try:
-        return train_config(**values)
+        config = train_config(**values)
     except ConfigError as err:
         if err.field == "model":
             raise UsageError(str(err)) from None
         raise UsageError(err.for_flag()) from None
+    if config.distribute is not None:  # before any data or run folder is touched
+        from keras_runet.training import check_jax_distribution
+
+        try:
+            check_jax_distribution(config)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return config
 
 
 def add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
