@@ -37,6 +37,7 @@ from tfds_camus.vocabulary import NUM_LABELS, STRUCTURES
 __all__ = [
     "DISTRIBUTE_CHOICES",
     "DTYPE_CHOICES",
+    "GRAPH_BACKENDS",
     "cpu_has_fast_bfloat16",
     "ROI_CLASSES",
     "ROI_KERNELS",
@@ -44,9 +45,24 @@ __all__ = [
     "TrainConfig",
     "cli_fields",
     "flag_of",
+    "graph_backend_error",
     "parse_image_size",
     "train_config",
 ]
+
+# The Keras backends whose models run inside the TensorFlow serving graph (export, predict):
+# TensorFlow's own, and JAX's through jax2tf (keras_runet.export._forward_pass).
+GRAPH_BACKENDS = ("tensorflow", "jax")
+
+
+def graph_backend_error(what: str, backend: str) -> str:
+    """The one-line refusal of ``what`` (the export, ``runet predict``) on ``backend``."""
+    return (
+        f"{what} needs the TensorFlow or JAX backend (its graph resizes, predicts and takes "
+        f"the argmax in TensorFlow), and Keras runs on {backend!r} here: run it with "
+        "KERAS_BACKEND=tensorflow or jax (a .keras file trained on any backend loads there)"
+    )
+
 
 # The mixed precision policies and distributions a run can ask for (None: off).
 DTYPE_CHOICES = ("mixed_bfloat16", "mixed_float16")

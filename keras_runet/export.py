@@ -61,6 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_runet.models  # noqa: F401  (registers the custom layers before any load)
+from keras_runet.config import GRAPH_BACKENDS, graph_backend_error
 from keras_runet.version import __version__
 from tfds_camus.vocabulary import LABELS, MODELS
 
@@ -330,14 +331,10 @@ def _forward_pass(model: keras.Model, archive) -> object:
         ExportError: another backend (PyTorch), in one line.
     """
     backend = keras.config.backend()
+    if backend not in GRAPH_BACKENDS:
+        raise ExportError(graph_backend_error("the SavedModel export", backend))
     if backend == "tensorflow":
         return lambda x: model(x, training=False)
-    if backend != "jax":
-        raise ExportError(
-            f"the SavedModel export runs on the TensorFlow or JAX backend, and Keras runs on "
-            f"{backend!r} here: set KERAS_BACKEND=tensorflow or jax (a .keras file trained on "
-            "any backend loads there)"
-        )
     height, width = int(model.input.shape[1]), int(model.input.shape[2])
     spec = tf.TensorSpec([None, height, width, 1], tf.float32, name="image")
     archive.track(model)

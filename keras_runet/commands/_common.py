@@ -144,8 +144,6 @@ def add_data_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> 
 # The one default of --workers: evaluation is a small part of a run, and two processes
 # keep its memory low next to a training process (more: give --workers).
 DEFAULT_WORKERS = 2
-# The Keras backends whose models run inside the TensorFlow serving graph (export, predict).
-GRAPH_BACKENDS = ("tensorflow", "jax")
 
 
 def add_workers_argument(p) -> None:
@@ -398,13 +396,11 @@ def require_graph_backend(what: str) -> None:
     Read from the environment / Keras config before a model is loaded."""
     import keras
 
+    from keras_runet.config import GRAPH_BACKENDS, graph_backend_error
+
     backend = keras.config.backend()
     if backend not in GRAPH_BACKENDS:
-        raise UsageError(
-            f"{what} needs the TensorFlow or JAX backend (its graph resizes, predicts and "
-            f"takes the argmax in TensorFlow), and Keras runs on {backend!r} here: run it with "
-            "KERAS_BACKEND=tensorflow or jax (a .keras file trained on any backend loads there)"
-        )
+        raise UsageError(graph_backend_error(what, backend))
 
 
 def load_model_from_args(args):
